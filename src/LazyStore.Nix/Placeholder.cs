@@ -1,0 +1,1 @@
+namespace LazyStore.Nix; internal static class Placeholder { }
