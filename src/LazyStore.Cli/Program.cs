@@ -1,1 +1,11 @@
-namespace LazyStore.Cli; internal static class Program { private static int Main(string[] args) => 0; }
+namespace LazyStore.Cli;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        using var stdin = Console.OpenStandardInput();
+        using var stdout = Console.OpenStandardOutput();
+        return LazyStoreCommand.Run(args, new CliConsole(stdin, stdout, Console.Error));
+    }
+}

@@ -1,0 +1,194 @@
+using System.CommandLine;
+using System.Globalization;
+using LazyStore.Nix.Nar;
+
+namespace LazyStore.Cli.Commands;
+
+/// <summary><c>lazystore nar …</c>: NAR tools that behave like Nix's own.</summary>
+internal static class NarCommands
+{
+    public static Command Create(CliConsole console)
+    {
+        var nar = new Command("nar", "Create, inspect and unpack Nix archives (NARs)");
+        nar.Subcommands.Add(Dump(console));
+        nar.Subcommands.Add(Restore(console));
+        nar.Subcommands.Add(List(console));
+        nar.Subcommands.Add(Cat(console));
+        return nar;
+    }
+
+    private static Command Dump(CliConsole console)
+    {
+        var path = new Argument<string>("PATH") { Description = "File, symlink or directory to serialise" };
+        var command = new Command("dump", "Write the NAR of PATH to stdout, byte-identical to nix-store --dump") { path };
+        command.SetAction(result =>
+        {
+            var source = result.GetValue(path)!;
+            if (!Path.Exists(source) && new FileInfo(source).LinkTarget is null)
+                throw new CliException($"nar dump: '{source}' does not exist");
+            NarWriter.Dump(source, console.Stdout);
+        });
+        return command;
+    }
+
+    private static Command Restore(CliConsole console)
+    {
+        var target = new Argument<string>("DIR") { Description = "Where to unpack; must not exist yet" };
+        var command = new Command("restore", "Unpack the NAR read from stdin into DIR") { target };
+        command.SetAction(result =>
+        {
+            var dir = result.GetValue(target)!;
+            try
+            {
+                NarRestorer.Restore(console.Stdin, dir);
+            }
+            catch (NarFormatException e)
+            {
+                throw new CliException($"nar restore: <stdin>: {e.Message}", e);
+            }
+        });
+        return command;
+    }
+
+    private static Command List(CliConsole console)
+    {
+        var narFile = new Argument<string>("NAR") { Description = "The NAR file" };
+        var path = new Argument<string>("PATH") { Description = "Absolute path inside the NAR", DefaultValueFactory = _ => "/" };
+        var recursive = new Option<bool>("--recursive", "-R") { Description = "List subdirectories recursively" };
+        var json = new Option<bool>("--json") { Description = "Print JSON, as nix nar ls --json" };
+        var longFormat = new Option<bool>("--long", "-l") { Description = "Show type, size and symlink targets" };
+        var directory = new Option<bool>("--directory", "-d") { Description = "Show directories rather than their contents" };
+        var command = new Command("ls", "List the contents of a NAR, as nix nar ls does") { narFile, path, recursive, json, longFormat, directory };
+        command.SetAction(result =>
+        {
+            var file = result.GetValue(narFile)!;
+            var inside = result.GetValue(path)!;
+            var root = ReadListing(file);
+            var node = NarListing.Find(root, CheckInsidePath(inside))
+                ?? throw new CliException($"nar ls: {file}: path '{inside}' does not exist");
+            if (result.GetValue(json))
+            {
+                console.Out.Write(NarListing.ToJson(node, result.GetValue(recursive)));
+                console.Out.Write('\n');
+                return;
+            }
+            var listing = new NarListingPrinter(console.Out, result.GetValue(longFormat), result.GetValue(recursive));
+            var components = NarListing.SplitPath(inside);
+            var relative = node is NarListingDirectory ? "." : components.Count == 0 ? "" : components[^1];
+            listing.Print(node, relative, showDirectory: result.GetValue(directory));
+        });
+        return command;
+    }
+
+    private static Command Cat(CliConsole console)
+    {
+        var narFile = new Argument<string>("NAR") { Description = "The NAR file" };
+        var path = new Argument<string>("PATH") { Description = "Absolute path of a regular file inside the NAR" };
+        var command = new Command("cat", "Print a regular file inside a NAR, as nix nar cat does") { narFile, path };
+        command.SetAction(result =>
+        {
+            var file = result.GetValue(narFile)!;
+            var inside = result.GetValue(path)!;
+            var wanted = string.Join('/', NarListing.SplitPath(CheckInsidePath(inside)));
+            using var stream = OpenNar(file);
+            using var reader = new NarReader(stream);
+            try
+            {
+                while (reader.GetNextEntry() is { } entry)
+                {
+                    if (entry.Path != wanted)
+                        continue;
+                    if (entry.Type != NarEntryType.Regular)
+                        throw new CliException($"nar cat: {file}: path '{inside}' is not a regular file");
+                    using var payload = entry.OpenPayload();
+                    payload.CopyTo(console.Stdout, 128 * 1024);
+                    return;
+                }
+            }
+            catch (NarFormatException e)
+            {
+                throw new CliException($"nar cat: {file}: {e.Message}", e);
+            }
+            throw new CliException($"nar cat: {file}: path '{inside}' does not exist");
+        });
+        return command;
+    }
+
+    private static string CheckInsidePath(string inside)
+    {
+        try
+        {
+            NarListing.SplitPath(inside);
+            return inside;
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    private static NarListingNode ReadListing(string file)
+    {
+        using var stream = OpenNar(file);
+        try
+        {
+            return NarListing.FromNar(stream);
+        }
+        catch (NarFormatException e)
+        {
+            throw new CliException($"{file}: {e.Message}", e);
+        }
+    }
+
+    private static FileStream OpenNar(string file)
+    {
+        try
+        {
+            return new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot open NAR '{file}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>The plain and long text formats of <c>nix nar ls</c> (nix/ls.cc in Nix 2.8).</summary>
+    private sealed class NarListingPrinter(TextWriter output, bool longFormat, bool recursive)
+    {
+        public void Print(NarListingNode node, string relative, bool showDirectory)
+        {
+            if (node is NarListingDirectory directory && !showDirectory)
+            {
+                foreach (var (name, child) in directory.Entries)
+                    ShowFile(child, relative + "/" + name);
+            }
+            else
+            {
+                ShowFile(node, relative);
+            }
+        }
+
+        private void ShowFile(NarListingNode node, string relative)
+        {
+            if (longFormat)
+            {
+                var (mode, size) = node switch
+                {
+                    NarListingRegular r => (r.IsExecutable ? "-r-xr-xr-x" : "-r--r--r--", r.Size),
+                    NarListingSymlink => ("lrwxrwxrwx", 0L),
+                    _ => ("dr-xr-xr-x", 0L),
+                };
+                var line = string.Create(CultureInfo.InvariantCulture, $"{mode} {size,20} {relative}");
+                if (node is NarListingSymlink symlink)
+                    line += " -> " + symlink.Target;
+                output.Write(line + "\n");
+            }
+            else
+            {
+                output.Write(relative + "\n");
+            }
+            if (recursive && node is NarListingDirectory)
+                Print(node, relative, showDirectory: false);
+        }
+    }
+}
