@@ -1,0 +1,29 @@
+namespace LazyStore.Nix;
+
+/// <summary>
+/// Strict RFC 4648 base64 with padding, as Nix prints it. Nix's own decoder is looser (it skips
+/// newlines and stops at the first '='); this one takes only canonical text, whitespace included
+/// in what it rejects, so a key or signature has a single spelling.
+/// </summary>
+internal static class Base64
+{
+    public static int GetEncodedLength(int byteCount) => (byteCount + 2) / 3 * 4;
+
+    /// <summary>True when <paramref name="text"/> is canonical base64 of exactly <c>destination.Length</c> bytes.</summary>
+    public static bool TryDecodeExact(ReadOnlySpan<char> text, Span<byte> destination)
+    {
+        if (text.Length != GetEncodedLength(destination.Length))
+            return false;
+        foreach (var c in text)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '+' || c == '/' || c == '='))
+                return false;
+        }
+        if (!Convert.TryFromBase64Chars(text, destination, out var written) || written != destination.Length)
+            return false;
+        // Reject non-zero bits hidden in the last character before the padding.
+        Span<char> again = stackalloc char[text.Length];
+        return Convert.TryToBase64Chars(destination, again, out var charsWritten)
+            && text.SequenceEqual(again[..charsWritten]);
+    }
+}
