@@ -14,16 +14,24 @@ internal static class Base64
     {
         if (text.Length != GetEncodedLength(destination.Length))
             return false;
-        foreach (var c in text)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c == '+' || c == '/' || c == '='))
-                return false;
-        }
+        if (!IsAlphabet(text))
+            return false;
         if (!Convert.TryFromBase64Chars(text, destination, out var written) || written != destination.Length)
             return false;
         // Reject non-zero bits hidden in the last character before the padding.
         Span<char> again = stackalloc char[text.Length];
         return Convert.TryToBase64Chars(destination, again, out var charsWritten)
             && text.SequenceEqual(again[..charsWritten]);
+    }
+
+    /// <summary>True when every character is a base64 digit or padding.</summary>
+    public static bool IsAlphabet(ReadOnlySpan<char> text)
+    {
+        foreach (var c in text)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '+' || c == '/' || c == '='))
+                return false;
+        }
+        return true;
     }
 }
