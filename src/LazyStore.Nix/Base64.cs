@@ -34,4 +34,13 @@ internal static class Base64
         }
         return true;
     }
+
+    /// <summary>How many bytes <paramref name="text"/> decodes to, or null when it is not base64 at all.</summary>
+    public static int? DecodedLength(ReadOnlySpan<char> text)
+    {
+        if (!IsAlphabet(text))
+            return null;
+        var buffer = new byte[text.Length];
+        return Convert.TryFromBase64Chars(text, buffer, out var written) ? written : null;
+    }
 }

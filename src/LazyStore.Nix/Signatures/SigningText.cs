@@ -17,7 +17,7 @@ internal static class SigningText
         var value = new byte[length];
         if (!Base64.TryDecodeExact(text.AsSpan(colon + 1), value))
         {
-            var error = Base64.IsAlphabet(text.AsSpan(colon + 1)) && Base64.GetEncodedLength(length) != text.Length - colon - 1
+            var error = Base64.DecodedLength(text.AsSpan(colon + 1)) is { } decoded && decoded != length
                 ? SignatureFormatError.WrongLength
                 : SignatureFormatError.InvalidBase64;
             throw new SignatureFormatException(subject, error,
