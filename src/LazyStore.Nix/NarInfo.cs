@@ -25,7 +25,7 @@ public sealed class NarInfo
     /// <summary>What Nix assumes when a narinfo has no Compression line.</summary>
     public const string DefaultCompression = "bzip2";
 
-    /// <summary>Nix writes this for an absent deriver in some places and reads it as "none".</summary>
+    /// <summary>A Deriver value Nix reads as "no deriver" (nar-info.cc); the writer omits the line instead.</summary>
     public const string UnknownDeriver = "unknown-deriver";
 
     private IReadOnlyList<StorePath> _references = [];
