@@ -1,1 +1,0 @@
-namespace LazyStore.Nix; internal static class Placeholder { }
