@@ -92,9 +92,17 @@ public static class NarCompression
             CompressionMethod.Zstd => new CompressionStream(new ZstdEncoder(level ?? Zstd.DefaultLevel), output, leaveOpen),
             CompressionMethod.Bzip2 => new BZip2OutputStream(output, CheckLevel(level ?? 9, 1, 9)) { IsStreamOwner = !leaveOpen },
             CompressionMethod.Brotli => new BrotliStream(output, new BrotliCompressionOptions { Quality = CheckLevel(level ?? 11, 0, 11) }, leaveOpen),
-            CompressionMethod.Gzip => new GZipStream(output, new ZLibCompressionOptions { CompressionLevel = CheckLevel(level ?? 6, 0, 9) }, leaveOpen),
+            // SharpZipLib rather than GZipStream: the framework writes nothing at all for empty input, not an empty gzip member.
+            CompressionMethod.Gzip => GzipOutput(output, leaveOpen, CheckLevel(level ?? 6, 0, 9)),
             _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
         };
+    }
+
+    private static GZipOutputStream GzipOutput(Stream output, bool leaveOpen, int level)
+    {
+        var gzip = new GZipOutputStream(output, CompressionStream.DefaultBufferSize) { IsStreamOwner = !leaveOpen };
+        gzip.SetLevel(level);
+        return gzip;
     }
 
     private static int CheckLevel(int level, int min, int max)

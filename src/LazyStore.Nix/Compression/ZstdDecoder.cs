@@ -35,10 +35,13 @@ public sealed unsafe class ZstdDecoder : INarDecoder
             {
                 var before = inBuffer.pos + outBuffer.pos;
                 var hint = Zstd.ThrowIfError(Zstd.ZSTD_decompressStream(_context, &outBuffer, &inBuffer), "ZSTD_decompressStream");
-                if (inBuffer.pos > 0 || outBuffer.pos > 0)
+                if (inBuffer.pos + outBuffer.pos != before)
+                {
                     _sawFrame = true;
-                // 0 means a frame was completely decoded and flushed; the context then starts the next frame (zstd.h).
-                _inFrame = hint != 0;
+                    // 0 means a frame was completely decoded and flushed; the context then starts the next
+                    // frame (zstd.h). A call without progress returns the next frame's header size instead.
+                    _inFrame = hint != 0;
+                }
                 bytesConsumed = (int)inBuffer.pos;
                 bytesWritten = (int)outBuffer.pos;
                 if (outBuffer.pos == outBuffer.size && destination.Length > 0 && _inFrame)
