@@ -1,1 +1,67 @@
-namespace LazyStore.Bench; internal static class Program { private static int Main(string[] args) => 0; }
+using System.Globalization;
+
+namespace LazyStore.Bench;
+
+/// <summary>
+/// LazyStore benchmarks. Each scenario runs LazyStore and a standard tool on the same bytes in the same
+/// run and reports the ratio, because absolute figures on shared machines are noise.
+/// Usage: lazystore-bench [--work DIR] [--rounds N] [--only NAME[,NAME]] [--min-mb N] [--report FILE]
+/// </summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var options = BenchOptions.Parse(args);
+        Directory.CreateDirectory(options.WorkDir);
+        var data = BenchData.Prepare(options);
+        Console.Error.WriteLine($"data: {data.Description}");
+
+        var scenarios = new IScenario[]
+        {
+            new NarParseScenario(streaming: false),
+            new NarParseScenario(streaming: true),
+            new DecompressScenario("xz"),
+            new DecompressScenario("zstd"),
+            new Sha256Scenario(),
+        };
+        var results = new List<ScenarioResult>();
+        foreach (var scenario in scenarios.Where(s => options.Only is null || options.Only.Contains(s.Name)))
+        {
+            Console.Error.WriteLine($"running {scenario.Name} …");
+            var result = scenario.Run(data, options.Rounds);
+            results.Add(result);
+            Console.Error.WriteLine("  " + result.Summary);
+        }
+
+        var report = Report.Markdown(data, options, results);
+        Console.WriteLine(report);
+        if (options.ReportFile is { } file)
+            File.WriteAllText(file, report);
+        return results.All(r => r.MeetsTarget) ? 0 : 2;
+    }
+}
+
+internal sealed record BenchOptions(string WorkDir, int Rounds, HashSet<string>? Only, string? ReportFile, long MinNarBytes)
+{
+    public static BenchOptions Parse(string[] args)
+    {
+        string work = Path.Combine(Path.GetTempPath(), "lazystore-bench");
+        int rounds = 5;
+        HashSet<string>? only = null;
+        string? report = null;
+        long minBytes = 200L * 1024 * 1024;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--work": work = args[++i]; break;
+                case "--rounds": rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--only": only = [.. args[++i].Split(',')]; break;
+                case "--report": report = args[++i]; break;
+                case "--min-mb": minBytes = long.Parse(args[++i], CultureInfo.InvariantCulture) * 1024 * 1024; break;
+                default: throw new ArgumentException($"unknown argument '{args[i]}'");
+            }
+        }
+        return new BenchOptions(work, rounds, only, report, minBytes);
+    }
+}

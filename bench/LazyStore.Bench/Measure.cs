@@ -1,0 +1,69 @@
+using System.Diagnostics;
+
+namespace LazyStore.Bench;
+
+internal interface IScenario
+{
+    string Name { get; }
+
+    ScenarioResult Run(BenchData data, int rounds);
+}
+
+/// <summary>
+/// One scenario's outcome: LazyStore's and the baseline's median throughput over the same bytes, and
+/// the target the ratio (or, without a baseline, the absolute rate) must meet.
+/// </summary>
+internal sealed record ScenarioResult(string Name, string What, long Bytes, double OursSeconds, string? Baseline, double? BaselineSeconds, string Target, bool MeetsTarget)
+{
+    public double OursRate => Bytes / OursSeconds;
+
+    public double? BaselineRate => BaselineSeconds is { } s ? Bytes / s : null;
+
+    public double? Ratio => BaselineRate is { } b ? OursRate / b : null;
+
+    public string Summary => Ratio is { } r
+        ? $"{Name}: {OursRate / 1e6:F0} MB/s vs {Baseline} {BaselineRate!.Value / 1e6:F0} MB/s = {r:F2}× (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}"
+        : $"{Name}: {OursRate / 1e6:F0} MB/s (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}";
+}
+
+internal static class Measure
+{
+    /// <summary>Runs each action <paramref name="rounds"/> times, interleaved, and returns their median seconds.</summary>
+    public static (double First, double Second) Interleaved(int rounds, Action first, Action? second)
+    {
+        var a = new List<double>();
+        var b = new List<double>();
+        first();
+        second?.Invoke();
+        for (int i = 0; i < rounds; i++)
+        {
+            a.Add(Time(first));
+            if (second is not null)
+                b.Add(Time(second));
+        }
+        return (Median(a), second is null ? double.NaN : Median(b));
+    }
+
+    public static double Time(Action action)
+    {
+        var sw = Stopwatch.StartNew();
+        action();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs a shell pipeline with its output discarded; throws if it fails.</summary>
+    public static void Shell(string command)
+    {
+        var psi = new ProcessStartInfo("sh") { ArgumentList = { "-c", command }, UseShellExecute = false, RedirectStandardOutput = false };
+        using var p = Process.Start(psi)!;
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"baseline command failed (exit {p.ExitCode}): {command}");
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+}

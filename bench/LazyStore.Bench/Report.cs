@@ -1,0 +1,22 @@
+using System.Text;
+
+namespace LazyStore.Bench;
+
+internal static class Report
+{
+    public static string Markdown(BenchData data, BenchOptions options, IReadOnlyList<ScenarioResult> results)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"Corpus: {data.Description}. Median of {options.Rounds} interleaved rounds; {Environment.ProcessorCount} cores.");
+        sb.AppendLine();
+        sb.AppendLine("| scenario | what | LazyStore | baseline | ratio | target | met |");
+        sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var r in results)
+        {
+            var baseline = r.BaselineRate is { } b ? $"{r.Baseline}: {b / 1e6:F0} MB/s" : "—";
+            var ratio = r.Ratio is { } x ? $"{x:F2}×" : "—";
+            sb.AppendLine($"| {r.Name} | {r.What} | {r.OursRate / 1e6:F0} MB/s | {baseline} | {ratio} | {r.Target} | {(r.MeetsTarget ? "yes" : "no")} |");
+        }
+        return sb.ToString();
+    }
+}
