@@ -1,3 +1,4 @@
+using LazyStore.Nix.IO;
 using System.Buffers;
 using System.Diagnostics;
 
@@ -8,7 +9,7 @@ namespace LazyStore.Nix.Compression;
 /// Compressed input is read in large chunks into a pooled buffer. Sync and async reads share
 /// <see cref="TryDecode"/>; they differ only in how the input buffer is refilled.
 /// </summary>
-internal sealed class DecompressionStream : Stream
+internal sealed class DecompressionStream : ReadOnlyStream
 {
     internal const int DefaultBufferSize = 256 * 1024;
 
@@ -33,21 +34,6 @@ internal sealed class DecompressionStream : Stream
     }
 
     public override bool CanRead => _buffer is not null;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count)
-    {
-        ValidateBufferArguments(buffer, offset, count);
-        return Read(buffer.AsSpan(offset, count));
-    }
 
     public override int Read(Span<byte> buffer)
     {
@@ -58,12 +44,6 @@ internal sealed class DecompressionStream : Stream
         while (!TryDecode(buffer, out written))
             OnRefilled(_compressed.Read(input, _count, input.Length - _count));
         return written;
-    }
-
-    public override int ReadByte()
-    {
-        Span<byte> one = stackalloc byte[1];
-        return Read(one) == 1 ? one[0] : -1;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
@@ -131,16 +111,6 @@ internal sealed class DecompressionStream : Stream
     }
 
     private byte[] Input => _buffer ?? throw new ObjectDisposedException(nameof(DecompressionStream));
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,3 +1,4 @@
+using LazyStore.Nix.IO;
 using System.Buffers;
 using ICSharpCode.SharpZipLib;
 
@@ -11,7 +12,7 @@ namespace LazyStore.Nix.Compression;
 /// decoder that reads byte by byte (bzip2) never reaches the underlying stream per byte, and no
 /// byte past one stream's end is lost to the next.
 /// </summary>
-internal sealed class ManagedDecompressionStream : Stream
+internal sealed class ManagedDecompressionStream : ReadOnlyStream
 {
     private readonly string _codec;
     private readonly Func<Stream, Stream> _openStream;
@@ -35,21 +36,6 @@ internal sealed class ManagedDecompressionStream : Stream
     }
 
     public override bool CanRead => !_disposed;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count)
-    {
-        ValidateBufferArguments(buffer, offset, count);
-        return Read(buffer.AsSpan(offset, count));
-    }
 
     public override int Read(Span<byte> buffer)
     {
@@ -89,12 +75,6 @@ internal sealed class ManagedDecompressionStream : Stream
         }
     }
 
-    public override int ReadByte()
-    {
-        Span<byte> one = stackalloc byte[1];
-        return Read(one) == 1 ? one[0] : -1;
-    }
-
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
     {
         ValidateBufferArguments(buffer, offset, count);
@@ -112,16 +92,6 @@ internal sealed class ManagedDecompressionStream : Stream
         return Read(buffer.Span);
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing && !_disposed)
@@ -136,7 +106,7 @@ internal sealed class ManagedDecompressionStream : Stream
     }
 
     /// <summary>A read-only buffer over the compressed stream that can tell whether more input follows.</summary>
-    private sealed class BufferedInput(Stream inner) : Stream
+    private sealed class BufferedInput(Stream inner) : ReadOnlyStream
     {
         private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(DecompressionStream.DefaultBufferSize);
         private int _start;
@@ -144,17 +114,6 @@ internal sealed class ManagedDecompressionStream : Stream
         private bool _ended;
 
         public Stream Inner => inner;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(BufferedInput));
 
@@ -178,12 +137,6 @@ internal sealed class ManagedDecompressionStream : Stream
             _ended = read == 0;
         }
 
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            ValidateBufferArguments(buffer, offset, count);
-            return Read(buffer.AsSpan(offset, count));
-        }
-
         public override int Read(Span<byte> buffer)
         {
             if (buffer.IsEmpty || AtEnd())
@@ -202,16 +155,6 @@ internal sealed class ManagedDecompressionStream : Stream
             _count--;
             return Buffer[_start++];
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

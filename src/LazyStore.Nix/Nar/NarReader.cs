@@ -1,3 +1,4 @@
+using LazyStore.Nix.IO;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
@@ -404,24 +405,8 @@ public sealed class NarReader : IDisposable
     }
 
     /// <summary>Bounded view of the current regular file's payload.</summary>
-    private sealed class PayloadStream(NarReader reader, int generation) : Stream
+    private sealed class PayloadStream(NarReader reader, int generation) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
         public override int Read(Span<byte> buffer)
         {
             if (generation != reader._generation || reader._state != State.InPayload)
@@ -437,15 +422,5 @@ public sealed class NarReader : IDisposable
                 throw;
             }
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -1,3 +1,4 @@
+using LazyStore.Nix.IO;
 using System.Security.Cryptography;
 using System.Text;
 using LazyStore.Nix;
@@ -124,7 +125,7 @@ public class BinaryCacheCrossCheckTests(RealNixCaches caches) : IClassFixture<Re
 }
 
 /// <summary>Counts and SHA-256-hashes what is read through it.</summary>
-internal sealed class HashingReadStream(Stream inner) : Stream
+internal sealed class HashingReadStream(Stream inner) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
@@ -139,22 +140,6 @@ internal sealed class HashingReadStream(Stream inner) : Stream
         return _hash.GetHashAndReset();
     }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
     public override int Read(Span<byte> buffer)
     {
         int n = inner.Read(buffer);
@@ -162,16 +147,6 @@ internal sealed class HashingReadStream(Stream inner) : Stream
         BytesRead += n;
         return n;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
