@@ -7,7 +7,7 @@ namespace LazyStore.Nix.Compression;
 /// Decodes the .xz format with liblzma. Concatenated streams and stream padding are accepted, as
 /// <c>xz -d</c> does (LZMA_CONCATENATED); every stream's integrity check is verified.
 /// </summary>
-public sealed unsafe class XzDecoder : INarDecoder
+public sealed class XzDecoder : INarDecoder
 {
     private readonly LzmaStreamHandle _stream = new();
 
@@ -39,23 +39,7 @@ public sealed unsafe class XzDecoder : INarDecoder
 
     public OperationStatus Decompress(ReadOnlySpan<byte> source, Span<byte> destination, out int bytesConsumed, out int bytesWritten, bool isFinalBlock)
     {
-        ObjectDisposedException.ThrowIf(_stream.IsClosed, this);
-        Lzma.Return result;
-        var strm = _stream.Stream;
-        fixed (byte* input = source)
-        fixed (byte* output = destination)
-        {
-            strm->next_in = input;
-            strm->avail_in = (nuint)source.Length;
-            strm->next_out = output;
-            strm->avail_out = (nuint)destination.Length;
-            result = Lzma.lzma_code(_stream, isFinalBlock ? Lzma.Action.LZMA_FINISH : Lzma.Action.LZMA_RUN);
-            bytesConsumed = source.Length - (int)strm->avail_in;
-            bytesWritten = destination.Length - (int)strm->avail_out;
-            strm->next_in = null;
-            strm->next_out = null;
-        }
-        Lzma.ThrowIfError(result, "lzma_code");
+        var result = _stream.Code(source, destination, isFinalBlock ? Lzma.Action.LZMA_FINISH : Lzma.Action.LZMA_RUN, out bytesConsumed, out bytesWritten);
         if (result == Lzma.Return.LZMA_STREAM_END)
             return OperationStatus.Done;
         if (bytesWritten == destination.Length && destination.Length > 0)

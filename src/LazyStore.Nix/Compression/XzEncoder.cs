@@ -4,7 +4,7 @@ using LazyStore.Nix.Interop;
 namespace LazyStore.Nix.Compression;
 
 /// <summary>Writes one .xz stream with liblzma's LZMA2 presets and a CRC64 check, as <c>xz</c> does by default.</summary>
-public sealed unsafe class XzEncoder : INarEncoder
+public sealed class XzEncoder : INarEncoder
 {
     /// <summary>The preset <c>xz</c> and Nix use when none is given.</summary>
     public const int DefaultPreset = 6;
@@ -23,7 +23,7 @@ public sealed unsafe class XzEncoder : INarEncoder
 
     public OperationStatus Compress(ReadOnlySpan<byte> source, Span<byte> destination, out int bytesConsumed, out int bytesWritten, bool isFinalBlock)
     {
-        var result = Code(source, destination, isFinalBlock ? Lzma.Action.LZMA_FINISH : Lzma.Action.LZMA_RUN, out bytesConsumed, out bytesWritten);
+        var result = _stream.Code(source, destination, isFinalBlock ? Lzma.Action.LZMA_FINISH : Lzma.Action.LZMA_RUN, out bytesConsumed, out bytesWritten);
         if (result == Lzma.Return.LZMA_STREAM_END)
             return OperationStatus.Done;
         if (isFinalBlock || bytesConsumed < source.Length)
@@ -34,30 +34,8 @@ public sealed unsafe class XzEncoder : INarEncoder
     /// <summary>LZMA_SYNC_FLUSH: everything written so far becomes decodable; the stream stays open.</summary>
     public OperationStatus Flush(Span<byte> destination, out int bytesWritten)
     {
-        var result = Code([], destination, Lzma.Action.LZMA_SYNC_FLUSH, out _, out bytesWritten);
+        var result = _stream.Code([], destination, Lzma.Action.LZMA_SYNC_FLUSH, out _, out bytesWritten);
         return result == Lzma.Return.LZMA_STREAM_END ? OperationStatus.Done : OperationStatus.DestinationTooSmall;
-    }
-
-    private Lzma.Return Code(ReadOnlySpan<byte> source, Span<byte> destination, Lzma.Action action, out int bytesConsumed, out int bytesWritten)
-    {
-        ObjectDisposedException.ThrowIf(_stream.IsClosed, this);
-        Lzma.Return result;
-        var strm = _stream.Stream;
-        fixed (byte* input = source)
-        fixed (byte* output = destination)
-        {
-            strm->next_in = input;
-            strm->avail_in = (nuint)source.Length;
-            strm->next_out = output;
-            strm->avail_out = (nuint)destination.Length;
-            result = Lzma.lzma_code(_stream, action);
-            bytesConsumed = source.Length - (int)strm->avail_in;
-            bytesWritten = destination.Length - (int)strm->avail_out;
-            strm->next_in = null;
-            strm->next_out = null;
-        }
-        Lzma.ThrowIfError(result, "lzma_code");
-        return result;
     }
 
     public void Dispose() => _stream.Dispose();

@@ -170,6 +170,32 @@ internal sealed unsafe class LzmaStreamHandle : SafeHandle
     /// <summary>The struct itself; valid while the handle is alive (callers hold a reference or use DangerousAddRef).</summary>
     public Lzma.Stream* Stream => (Lzma.Stream*)handle;
 
+    /// <summary>
+    /// One <c>lzma_code</c> step over the given buffers, for encoders and decoders alike. The buffers are
+    /// pinned only for the call, so the stream's pointers are cleared before returning. Error codes throw.
+    /// </summary>
+    public Lzma.Return Code(ReadOnlySpan<byte> source, Span<byte> destination, Lzma.Action action, out int bytesConsumed, out int bytesWritten)
+    {
+        ObjectDisposedException.ThrowIf(IsClosed, this);
+        Lzma.Return result;
+        var strm = Stream;
+        fixed (byte* input = source)
+        fixed (byte* output = destination)
+        {
+            strm->next_in = input;
+            strm->avail_in = (nuint)source.Length;
+            strm->next_out = output;
+            strm->avail_out = (nuint)destination.Length;
+            result = Lzma.lzma_code(this, action);
+            bytesConsumed = source.Length - (int)strm->avail_in;
+            bytesWritten = destination.Length - (int)strm->avail_out;
+            strm->next_in = null;
+            strm->next_out = null;
+        }
+        Lzma.ThrowIfError(result, "lzma_code");
+        return result;
+    }
+
     protected override bool ReleaseHandle()
     {
         var stream = (Lzma.Stream*)handle;
