@@ -74,9 +74,29 @@ public static class NarGrammar
     /// <summary>Nix's entry order: the names' bytes, compared as unsigned.</summary>
     public static int CompareNames(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b) => a.SequenceCompareTo(b);
 
+    /// <summary>
+    /// Nix's entry order for .NET strings, without encoding them: UTF-8 preserves the order of Unicode
+    /// scalar values, so comparing runes gives the byte order of the encoded names (a lone surrogate
+    /// counts as U+FFFD, as the UTF-8 encoder writes it).
+    /// </summary>
+    public static int CompareNames(string a, string b)
+    {
+        var left = a.EnumerateRunes();
+        var right = b.EnumerateRunes();
+        while (true)
+        {
+            bool hasLeft = left.MoveNext();
+            bool hasRight = right.MoveNext();
+            if (!hasLeft || !hasRight)
+                return hasLeft == hasRight ? 0 : hasLeft ? 1 : -1;
+            int order = left.Current.Value.CompareTo(right.Current.Value);
+            if (order != 0)
+                return order;
+        }
+    }
+
     /// <summary>Orders .NET strings as Nix orders the UTF-8 names they encode.</summary>
-    public static readonly IComparer<string> NameComparer = Comparer<string>.Create(
-        static (a, b) => CompareNames(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b)));
+    public static readonly IComparer<string> NameComparer = Comparer<string>.Create(static (a, b) => CompareNames(a, b));
 
     internal static string Show(ReadOnlySpan<byte> bytes)
     {

@@ -98,6 +98,18 @@ public class NarWriterTests
     }
 
     [Fact]
+    public void Property_the_name_comparer_orders_strings_as_their_utf8_bytes()
+    {
+        Prop.ForAll(TreeModel.Names.ToArbitrary(), TreeModel.Names.ToArbitrary(), (a, b) =>
+            Math.Sign(NarGrammar.CompareNames(a, b)) == Math.Sign(NarGrammar.CompareNames(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b))))
+            .QuickCheckThrowOnFailure();
+        Prop.ForAll<string>(a => Prop.ForAll<string>(b =>
+            a is null || b is null
+            || Math.Sign(NarGrammar.CompareNames(a, b)) == Math.Sign(NarGrammar.CompareNames(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b)))))
+            .QuickCheckThrowOnFailure();
+    }
+
+    [Fact]
     public void Property_written_trees_read_back_identically_with_exact_payload_offsets()
     {
         Prop.ForAll(TreeModel.Trees, tree =>
