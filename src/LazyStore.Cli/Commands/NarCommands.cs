@@ -63,8 +63,9 @@ internal static class NarCommands
         {
             var file = result.GetValue(narFile)!;
             var inside = result.GetValue(path)!;
+            var components = SplitInsidePath(inside);
             var root = ReadListing(file);
-            var node = NarListing.Find(root, CheckInsidePath(inside))
+            var node = NarListing.Find(root, components)
                 ?? throw new CliException($"nar ls: {file}: path '{inside}' does not exist");
             if (result.GetValue(json))
             {
@@ -73,7 +74,6 @@ internal static class NarCommands
                 return;
             }
             var listing = new NarListingPrinter(console.Out, result.GetValue(longFormat), result.GetValue(recursive));
-            var components = NarListing.SplitPath(inside);
             var relative = node is NarListingDirectory ? "." : components.Count == 0 ? "" : components[^1];
             listing.Print(node, relative, showDirectory: result.GetValue(directory));
         });
@@ -89,7 +89,7 @@ internal static class NarCommands
         {
             var file = result.GetValue(narFile)!;
             var inside = result.GetValue(path)!;
-            var wanted = string.Join('/', NarListing.SplitPath(CheckInsidePath(inside)));
+            var wanted = string.Join('/', SplitInsidePath(inside));
             using var stream = OpenNar(file);
             using var reader = new NarReader(stream);
             try
@@ -114,12 +114,11 @@ internal static class NarCommands
         return command;
     }
 
-    private static string CheckInsidePath(string inside)
+    private static IReadOnlyList<string> SplitInsidePath(string inside)
     {
         try
         {
-            NarListing.SplitPath(inside);
-            return inside;
+            return NarListing.SplitPath(inside);
         }
         catch (ArgumentException e)
         {

@@ -96,10 +96,13 @@ public static class NarListing
     /// Resolves an absolute path inside the NAR ("/" or "" is the root) as Nix does: components separated
     /// by '/', empty and "." components ignored. Returns null when nothing is there; symlinks are not followed.
     /// </summary>
-    public static NarListingNode? Find(NarListingNode root, string path)
+    public static NarListingNode? Find(NarListingNode root, string path) => Find(root, SplitPath(path));
+
+    /// <summary>Resolves the components of a path inside the NAR, as <see cref="SplitPath"/> returns them.</summary>
+    public static NarListingNode? Find(NarListingNode root, IReadOnlyList<string> components)
     {
         var node = root;
-        foreach (var component in SplitPath(path))
+        foreach (var component in components)
         {
             if (node is not NarListingDirectory directory || !directory.Entries.TryGetValue(component, out var child))
                 return null;
@@ -169,20 +172,6 @@ public static class NarListing
             if (!top.TryGetProperty("root", out var root))
                 throw new NarListingFormatException("listing: missing \"root\"");
             return ParseNode(root, "/", 0);
-        }
-    }
-
-    /// <summary>Parses the JSON of a node as <c>nix nar ls --json -R</c> prints it.</summary>
-    public static NarListingNode ParseNodeJson(ReadOnlySpan<byte> json)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = NarGrammar.DefaultMaxDepth + 4 });
-            return ParseNode(document.RootElement, "/", 0);
-        }
-        catch (JsonException e)
-        {
-            throw new NarListingFormatException($"listing is not valid JSON: {e.Message}", e);
         }
     }
 
