@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LazyStore.Nix.Nar;
 
 namespace LazyStore.Bench;
@@ -68,15 +67,7 @@ internal sealed class BenchData
         if (File.Exists(path))
             return path;
         var partial = path + ".tmp";
-        var psi = new ProcessStartInfo("sh")
-        {
-            ArgumentList = { "-c", $"{tool} {string.Join(' ', compressArgs)} -c < '{NarPath}' > '{partial}'" },
-            UseShellExecute = false,
-        };
-        using var p = Process.Start(psi)!;
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{tool} failed to compress the corpus (exit {p.ExitCode})");
+        Measure.Shell($"{tool} {string.Join(' ', compressArgs)} -c < '{NarPath}' > '{partial}'");
         File.Move(partial, path);
         return path;
     }

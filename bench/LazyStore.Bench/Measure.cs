@@ -58,7 +58,7 @@ internal static class Measure
         using var p = Process.Start(psi)!;
         p.WaitForExit();
         if (p.ExitCode != 0)
-            throw new InvalidOperationException($"baseline command failed (exit {p.ExitCode}): {command}");
+            throw new InvalidOperationException($"command failed (exit {p.ExitCode}): {command}");
     }
 
     private static double Median(List<double> values)

@@ -26,8 +26,7 @@ public sealed class NixConfiguration
     {
         environment ??= Environment.GetEnvironmentVariable;
         var configuration = new NixConfiguration();
-        var confDir = environment("NIX_CONF_DIR") ?? "/etc/nix";
-        configuration.ApplyFile(Path.Combine(confDir, "nix.conf"), optional: true);
+        configuration.ApplyFile(Path.Combine(ConfigurationDirectory(environment), "nix.conf"), optional: true);
         foreach (var file in UserFiles(environment).Reverse())
             configuration.ApplyFile(file, optional: true);
         if (environment("NIX_CONFIG") is { Length: > 0 } text)

@@ -55,32 +55,31 @@ public static class FixtureTrees
         }
     }
 
-    /// <summary>Bytes from real files on this machine (never random), cycled to <paramref name="size"/>.</summary>
+    /// <summary>The first <paramref name="size"/> bytes of the real files on this machine, in order (never random).</summary>
     public static byte[] RealBytes(int size)
     {
         var result = new byte[size];
         int filled = 0;
         foreach (var file in RealFiles())
         {
-            var bytes = File.ReadAllBytes(file);
-            int n = Math.Min(bytes.Length, size - filled);
-            bytes.AsSpan(0, n).CopyTo(result.AsSpan(filled));
-            filled += n;
             if (filled == size)
                 break;
+            using var input = File.OpenRead(file);
+            filled += input.ReadAtLeast(result.AsSpan(filled), size - filled, throwOnEndOfStream: false);
         }
         return result;
     }
 
-    /// <summary>Regular files of shared libraries and documentation, in a stable order.</summary>
-    public static IEnumerable<string> RealFiles()
-    {
-        var roots = new[] { Path.GetDirectoryName(typeof(object).Assembly.Location)!, "/usr/lib/x86_64-linux-gnu", "/usr/share/doc" };
-        return roots.Where(Directory.Exists)
+    private static readonly Lazy<IReadOnlyList<string>> RealFileList = new(() =>
+        new[] { Path.GetDirectoryName(typeof(object).Assembly.Location)!, "/usr/lib/x86_64-linux-gnu", "/usr/share/doc" }
+            .Where(Directory.Exists)
             .SelectMany(r => Directory.EnumerateFiles(r, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
             .Where(f => new FileInfo(f) is { LinkTarget: null, Length: > 0 })
-            .Order(StringComparer.Ordinal);
-    }
+            .Order(StringComparer.Ordinal)
+            .ToList());
+
+    /// <summary>Regular files of shared libraries and documentation, in a stable order; listed once per test run.</summary>
+    public static IReadOnlyList<string> RealFiles() => RealFileList.Value;
 
     /// <summary>
     /// Directories of this machine chosen at run time with <paramref name="seed"/>, so the cross-checks

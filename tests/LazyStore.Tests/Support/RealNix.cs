@@ -43,6 +43,13 @@ public static class RealNix
             throw new InvalidOperationException("nix-store/nix not found on PATH: install Debian's nix-bin (CI=true requires it)");
     }
 
+    /// <summary><c>nix-store --dump PATH &gt; NARFILE</c>, streamed to the file.</summary>
+    public static void Dump(string path, string narFile)
+    {
+        Require();
+        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", path], stdoutFile: narFile).EnsureSuccess($"nix-store --dump {path}");
+    }
+
     /// <summary>Runs a Nix command with the experimental CLI enabled and a private, throw-away configuration.</summary>
     public static ProcessResult Run(string tool, params string[] args)
     {

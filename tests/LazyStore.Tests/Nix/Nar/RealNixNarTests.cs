@@ -21,8 +21,7 @@ public class RealNixNarTests(ITestOutputHelper output)
         var ourNar = work.Sub("ours.nar");
         File.Delete(nixNar);
         File.Delete(ourNar);
-        RealNix.Require();
-        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", tree], stdoutFile: nixNar).EnsureSuccess("nix-store --dump");
+        RealNix.Dump(tree, nixNar);
         using (var f = File.Create(ourNar))
             NarWriter.Dump(tree, f);
         Assert.True(new FileInfo(nixNar).Length > 0);
@@ -83,7 +82,7 @@ public class RealNixNarTests(ITestOutputHelper output)
         using var work = new TempDir();
         FixtureTrees.WriteEdgeCases(work.Sub("tree"));
         var nar = work.Sub("t.nar");
-        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", work.Sub("tree")], stdoutFile: nar).EnsureSuccess("nix-store --dump");
+        RealNix.Dump(work.Sub("tree"), nar);
         foreach (var path in new[] { "/plain.txt", "/sizes/f300001", "/names/日本語", "/empty" })
         {
             var nix = RealNix.Run("nix", "nar", "cat", nar, path).EnsureSuccess("nix nar cat");
@@ -101,14 +100,14 @@ public class RealNixNarTests(ITestOutputHelper output)
         using var work = new TempDir();
         FixtureTrees.WriteEdgeCases(work.Sub("tree"));
         var nar = work.Sub("t.nar");
-        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", work.Sub("tree")], stdoutFile: nar).EnsureSuccess("nix-store --dump");
+        RealNix.Dump(work.Sub("tree"), nar);
         using (var input = File.OpenRead(nar))
         {
             var restored = CliProcess.Run(["nar", "restore", work.Sub("restored")], stdin: input);
             Assert.True(restored.ExitCode == 0, restored.Stderr);
         }
         var again = work.Sub("again.nar");
-        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", work.Sub("restored")], stdoutFile: again).EnsureSuccess("nix-store --dump");
+        RealNix.Dump(work.Sub("restored"), again);
         Assert.Equal(Sha256(nar), Sha256(again));
     }
 
@@ -121,7 +120,7 @@ public class RealNixNarTests(ITestOutputHelper output)
         var nix = work.Sub("nix.nar");
         var run = CliProcess.Run(["nar", "dump", work.Sub("tree")], stdoutFile: ours);
         Assert.True(run.ExitCode == 0, run.Stderr);
-        ExternalTool.Run(ExternalTool.Find("nix-store")!, ["--dump", work.Sub("tree")], stdoutFile: nix).EnsureSuccess("nix-store --dump");
+        RealNix.Dump(work.Sub("tree"), nix);
         Assert.Equal(Sha256(nix), Sha256(ours));
     }
 }
