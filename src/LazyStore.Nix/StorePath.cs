@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace LazyStore.Nix;
 
 /// <summary>
@@ -53,6 +55,30 @@ public sealed class StorePath : IEquatable<StorePath>, IComparable<StorePath>
         if (digest.Length != DigestLength)
             throw new ArgumentException($"a store path digest is {DigestLength} bytes, not {digest.Length}", nameof(digest));
         return FromBaseName(Nix32.Encode(digest) + "-" + name);
+    }
+
+    /// <summary>
+    /// The path Nix gives a tree added to the store by content (<c>nix-store --add</c>, <c>builtins.path</c>):
+    /// NAR-hashed with SHA-256 and named by Nix's <c>makeFixedOutputPath</c> for recursive ingestion
+    /// (libstore/store-api.cc: <c>makeStorePath(makeType("source", references), hash, name)</c>).
+    /// </summary>
+    public static StorePath MakeSourcePath(NixHash narHash, string name, IEnumerable<StorePath> references, StoreDirectory? storeDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(narHash);
+        if (narHash.Algorithm != NixHashAlgorithm.Sha256)
+            throw new ArgumentException("source paths are named by a SHA-256 NAR hash", nameof(narHash));
+        ValidateName(name);
+        var directory = storeDirectory ?? StoreDirectory.Default;
+        var type = new StringBuilder("source");
+        foreach (var reference in references.Order())
+            type.Append(':').Append(directory.Print(reference));
+        var fingerprint = $"{type}:sha256:{narHash.ToBase16()}:{directory.Path}:{name}";
+        var full = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(fingerprint));
+        // compressHash: fold the digest into 20 bytes by XOR (libutil/hash.cc).
+        Span<byte> digest = stackalloc byte[DigestLength];
+        for (var i = 0; i < full.Length; i++)
+            digest[i % DigestLength] ^= full[i];
+        return FromParts(digest, name);
     }
 
     /// <summary>Checks a name against Nix 2.8's <c>checkName</c>; throws <see cref="StorePathFormatException"/>.</summary>

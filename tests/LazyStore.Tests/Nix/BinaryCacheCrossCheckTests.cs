@@ -45,6 +45,12 @@ public sealed class RealNixCaches : IDisposable
 
     public IReadOnlyList<string> Paths { get; }
 
+    /// <summary>The edge-case tree added as <c>Paths[0]</c>.</summary>
+    public string SourceTree => _dir.Sub("src/tree");
+
+    /// <summary>The tree with one multi-megabyte file added as <c>Paths[1]</c>.</summary>
+    public string SourceLarge => _dir.Sub("src/large");
+
     public PublicKey TrustedKey { get; }
 
     public PublicKey OtherKey { get; }

@@ -1,0 +1,120 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace LazyStore.Store.Catalog;
+
+/// <summary>
+/// LazyStore's state directory: <c>index.sqlite</c> (WAL mode, shared by every process using the directory),
+/// <c>nars/</c> with one verified, uncompressed NAR per NarHash, and <c>tmp/</c> for downloads in progress.
+/// </summary>
+public sealed class StateDirectory
+{
+    public const string DatabaseFileName = "index.sqlite";
+
+    private StateDirectory(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        NarsPath = System.IO.Path.Combine(Path, "nars");
+        TempPath = System.IO.Path.Combine(Path, "tmp");
+        DatabasePath = System.IO.Path.Combine(Path, DatabaseFileName);
+    }
+
+    public string Path { get; }
+
+    public string NarsPath { get; }
+
+    public string TempPath { get; }
+
+    public string DatabasePath { get; }
+
+    /// <summary>
+    /// The directory LazyStore uses when none is given: <c>$LAZYSTORE_STATE_DIR</c>, else
+    /// <c>/var/lib/lazystore</c> for root, else <c>$XDG_CACHE_HOME/lazystore</c> (or <c>~/.cache/lazystore</c>).
+    /// </summary>
+    public static string DefaultPath(Func<string, string?> environment)
+    {
+        if (environment("LAZYSTORE_STATE_DIR") is { Length: > 0 } explicitPath)
+            return explicitPath;
+        if (Environment.UserName == "root")
+            return "/var/lib/lazystore";
+        var cache = environment("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(cache))
+            cache = System.IO.Path.Combine(environment("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return System.IO.Path.Combine(cache, "lazystore");
+    }
+
+    /// <summary>
+    /// Creates the directory if needed, brings the database schema up to date, and removes the temporary
+    /// downloads of processes that no longer run. (A blob renamed into <c>nars/</c> but never committed was
+    /// verified before the rename; the next request for it re-indexes it from disk instead.)
+    /// </summary>
+    public static StateDirectory Open(string path)
+    {
+        var state = new StateDirectory(path);
+        Directory.CreateDirectory(state.Path);
+        Directory.CreateDirectory(state.NarsPath);
+        Directory.CreateDirectory(state.TempPath);
+        using (var connection = state.OpenConnection())
+            CatalogSchema.Migrate(connection, state.DatabasePath);
+        state.RemoveLeftoverTemporaryFiles();
+        return state;
+    }
+
+    public SqliteConnection OpenConnection()
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = DatabasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 60,
+        }.ToString());
+        connection.Open();
+        using var pragmas = connection.CreateCommand();
+        // WAL lets readers in other processes (the mount) proceed while one writer commits; busy_timeout makes
+        // concurrent writers wait instead of failing with SQLITE_BUSY.
+        pragmas.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=60000;";
+        pragmas.ExecuteNonQuery();
+        return connection;
+    }
+
+    /// <summary>Where the blob of a NAR lives once verified: <c>nars/&lt;nix32 of the NarHash digest&gt;.nar</c>.</summary>
+    public string BlobPath(string narHashKey) => System.IO.Path.Combine(NarsPath, narHashKey + ".nar");
+
+    /// <summary>
+    /// A new temporary file name for a download by this process. The process id in the name lets another
+    /// process starting later tell a crashed download from one still running.
+    /// </summary>
+    public string NewTemporaryPath() =>
+        System.IO.Path.Combine(TempPath, string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId}-{Guid.NewGuid():N}.partial"));
+
+    private void RemoveLeftoverTemporaryFiles()
+    {
+        foreach (var file in Directory.EnumerateFiles(TempPath))
+        {
+            var name = System.IO.Path.GetFileName(file);
+            var dash = name.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && int.TryParse(name.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && (pid == Environment.ProcessId || ProcessIsAlive(pid)))
+            {
+                continue;
+            }
+            TryDelete(file);
+        }
+    }
+
+    private static bool ProcessIsAlive(int pid) => Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}"));
+
+    internal static void TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a file that cannot be removed now is retried at the next start.
+        }
+    }
+}

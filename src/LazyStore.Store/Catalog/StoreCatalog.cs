@@ -1,0 +1,406 @@
+using LazyStore.Nix;
+using LazyStore.Nix.Nar;
+using Microsoft.Data.Sqlite;
+
+namespace LazyStore.Store.Catalog;
+
+/// <summary>
+/// Queries and updates of <c>index.sqlite</c>. Every method opens a pooled connection of its own, so one
+/// instance serves any number of threads; other processes see each commit at once (WAL).
+/// </summary>
+public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null)
+{
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public StateDirectory State { get; } = state;
+
+    public long Now => _time.GetUtcNow().ToUnixTimeSeconds();
+
+    // ---- narinfo lookups (per cache, positive and negative) ----
+
+    /// <summary>A remembered answer of <paramref name="cache"/> for a hash: the narinfo text, or null for "not there".</summary>
+    public NarInfoLookup? GetNarInfoLookup(string cache, string hashPart)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "SELECT narinfo, looked_up_at FROM narinfo_lookups WHERE cache = $cache AND hash_part = $hash",
+            ("$cache", cache), ("$hash", hashPart));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+            return null;
+        return new NarInfoLookup(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
+    }
+
+    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            "INSERT OR REPLACE INTO narinfo_lookups (cache, hash_part, narinfo, looked_up_at) VALUES ($cache, $hash, $narinfo, $now)",
+            ("$cache", cache), ("$hash", hashPart), ("$narinfo", narInfo), ("$now", Now));
+        command.ExecuteNonQuery();
+    }
+
+    // ---- nix-cache-info ----
+
+    public CacheInfoRecord? GetCacheInfo(string cache)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "SELECT store_dir, priority, want_mass_query, fetched_at FROM caches WHERE url = $url", ("$url", cache));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+            return null;
+        return new CacheInfoRecord(
+            reader.IsDBNull(0) ? null : reader.GetString(0),
+            reader.IsDBNull(1) ? null : reader.GetInt32(1),
+            reader.IsDBNull(2) ? null : reader.GetInt64(2) != 0,
+            reader.GetInt64(3));
+    }
+
+    public void PutCacheInfo(string cache, NixCacheInfo info)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            "INSERT OR REPLACE INTO caches (url, store_dir, priority, want_mass_query, fetched_at) VALUES ($url, $dir, $priority, $mass, $now)",
+            ("$url", cache), ("$dir", info.StoreDirectory?.Path), ("$priority", info.Priority),
+            ("$mass", info.WantMassQuery is { } m ? (m ? 1 : 0) : null), ("$now", Now));
+        command.ExecuteNonQuery();
+    }
+
+    // ---- store paths and NARs ----
+
+    /// <summary>
+    /// Records a store path with the verified narinfo it was accepted with (and its NAR row). A path already
+    /// known keeps its NAR state; <paramref name="register"/> only ever turns registration on.
+    /// </summary>
+    public KnownStorePath AddStorePath(NarInfo info, string cache, bool register)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using (var nar = Command(connection,
+            "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
+            ("$hash", info.NarHash.ToString()), ("$size", (long)info.NarSize)))
+        {
+            nar.Transaction = transaction;
+            nar.ExecuteNonQuery();
+        }
+        using (var path = Command(connection,
+            """
+            INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at)
+            VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now)
+            ON CONFLICT (hash_part) DO UPDATE SET registered = max(registered, excluded.registered)
+            """,
+            ("$hash", info.StorePath.HashPart), ("$name", info.StorePath.BaseName), ("$cache", cache),
+            ("$narinfo", info.ToString()), ("$narHash", info.NarHash.ToString()), ("$registered", register ? 1 : 0), ("$now", Now)))
+        {
+            path.Transaction = transaction;
+            path.ExecuteNonQuery();
+        }
+        transaction.Commit();
+        return GetStorePath(connection, info.StorePath.HashPart)!;
+    }
+
+    public KnownStorePath? GetStorePath(string hashPart)
+    {
+        using var connection = State.OpenConnection();
+        return GetStorePath(connection, hashPart);
+    }
+
+    /// <summary>Store paths registered for the mount, in name order.</summary>
+    public IReadOnlyList<string> ListRegisteredPaths()
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "SELECT base_name FROM store_paths WHERE registered = 1 ORDER BY base_name");
+        using var reader = command.ExecuteReader();
+        var names = new List<string>();
+        while (reader.Read())
+            names.Add(reader.GetString(0));
+        return names;
+    }
+
+    private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
+    {
+        using var command = Command(connection,
+            """
+            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size
+            FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
+            """, ("$hash", hashPart));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+            return null;
+        return new KnownStorePath(
+            StorePath.FromBaseName(reader.GetString(0)),
+            reader.GetString(1),
+            reader.GetString(2),
+            reader.GetInt64(3) != 0,
+            new NarRecord(reader.GetInt64(4), reader.GetString(5), reader.GetInt64(6), (NarTree)reader.GetInt32(7),
+                reader.IsDBNull(8) ? null : reader.GetInt64(8)));
+    }
+
+    public NarRecord? GetNar(string narHash)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+            return null;
+        return new NarRecord(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), (NarTree)reader.GetInt32(3),
+            reader.IsDBNull(4) ? null : reader.GetInt64(4));
+    }
+
+    /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
+    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using (var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", narId)))
+        {
+            check.Transaction = transaction;
+            if (Convert.ToInt32(check.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != (int)NarTree.None)
+                return;
+        }
+        InsertEntries(connection, transaction, narId, entries);
+        using (var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", narId)))
+        {
+            update.Transaction = transaction;
+            update.ExecuteNonQuery();
+        }
+        transaction.Commit();
+    }
+
+    /// <summary>
+    /// Records a verified blob now in <c>nars/</c> and its tree with payload offsets, in one transaction, so
+    /// a reader sees either no blob or the blob with its complete index.
+    /// </summary>
+    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        long narId;
+        using (var upsert = Command(connection,
+            """
+            INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING;
+            SELECT id FROM nars WHERE nar_hash = $hash;
+            """, ("$hash", narHash), ("$size", narSize)))
+        {
+            upsert.Transaction = transaction;
+            narId = (long)upsert.ExecuteScalar()!;
+        }
+        using (var clear = Command(connection, "DELETE FROM entries WHERE nar_id = $id", ("$id", narId)))
+        {
+            clear.Transaction = transaction;
+            clear.ExecuteNonQuery();
+        }
+        InsertEntries(connection, transaction, narId, entries);
+        using (var update = Command(connection,
+            """
+            UPDATE nars SET tree = $tree, blob_size = $size, downloaded_bytes = downloaded_bytes + $downloaded,
+                fetched_at = $now, last_access = $now WHERE id = $id
+            """, ("$tree", (int)NarTree.Nar), ("$size", narSize), ("$downloaded", downloadedBytes), ("$now", Now), ("$id", narId)))
+        {
+            update.Transaction = transaction;
+            update.ExecuteNonQuery();
+        }
+        transaction.Commit();
+    }
+
+    /// <summary>Forgets a blob that vanished from disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
+    public void ForgetBlob(long narId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "UPDATE nars SET blob_size = NULL WHERE id = $id", ("$id", narId));
+        command.ExecuteNonQuery();
+    }
+
+    public void TouchNar(long narId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "UPDATE nars SET last_access = $now WHERE id = $id", ("$now", Now), ("$id", narId));
+        command.ExecuteNonQuery();
+    }
+
+    private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
+    {
+        using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText =
+            """
+            INSERT INTO entries (nar_id, id, parent, name, type, executable, size, payload_offset, target)
+            VALUES ($nar, $id, $parent, $name, $type, $exec, $size, $offset, $target)
+            """;
+        var nar = insert.Parameters.Add("$nar", SqliteType.Integer);
+        var id = insert.Parameters.Add("$id", SqliteType.Integer);
+        var parent = insert.Parameters.Add("$parent", SqliteType.Integer);
+        var name = insert.Parameters.Add("$name", SqliteType.Text);
+        var type = insert.Parameters.Add("$type", SqliteType.Integer);
+        var exec = insert.Parameters.Add("$exec", SqliteType.Integer);
+        var size = insert.Parameters.Add("$size", SqliteType.Integer);
+        var offset = insert.Parameters.Add("$offset", SqliteType.Integer);
+        var target = insert.Parameters.Add("$target", SqliteType.Text);
+        insert.Prepare();
+        nar.Value = narId;
+        foreach (var e in entries)
+        {
+            id.Value = e.Id;
+            parent.Value = (object?)e.Parent ?? DBNull.Value;
+            name.Value = e.Name;
+            type.Value = (int)e.Type;
+            exec.Value = e.IsExecutable ? 1 : 0;
+            size.Value = e.Size;
+            offset.Value = (object?)e.PayloadOffset ?? DBNull.Value;
+            target.Value = (object?)e.Target ?? DBNull.Value;
+            insert.ExecuteNonQuery();
+        }
+    }
+
+    // ---- the tree ----
+
+    public NarIndexEntry? GetEntry(long narId, int entryId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND id = $id", ("$nar", narId), ("$id", entryId));
+        return ReadEntries(command).FirstOrDefault();
+    }
+
+    public NarIndexEntry? LookupEntry(long narId, int parentId, string name)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent AND name = $name",
+            ("$nar", narId), ("$parent", parentId), ("$name", name));
+        return ReadEntries(command).FirstOrDefault();
+    }
+
+    /// <summary>Follows path components from the root without following symlinks; null when nothing is there.</summary>
+    public NarIndexEntry? ResolveEntry(long narId, IReadOnlyList<string> components)
+    {
+        var entry = GetEntry(narId, 0);
+        foreach (var component in components)
+        {
+            if (entry is null || entry.Type != NarEntryType.Directory)
+                return null;
+            entry = LookupEntry(narId, entry.Id, component);
+        }
+        return entry;
+    }
+
+    /// <summary>A directory's entries in NAR (name) order.</summary>
+    public IReadOnlyList<NarIndexEntry> ListDirectory(long narId, int directoryId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent ORDER BY id",
+            ("$nar", narId), ("$parent", directoryId));
+        return ReadEntries(command);
+    }
+
+    /// <summary>Every entry of a NAR's tree in NAR order.</summary>
+    public IReadOnlyList<NarIndexEntry> GetTree(long narId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar ORDER BY id", ("$nar", narId));
+        return ReadEntries(command);
+    }
+
+    private const string EntryColumns = "SELECT id, parent, name, type, executable, size, payload_offset, target FROM entries";
+
+    private static List<NarIndexEntry> ReadEntries(SqliteCommand command)
+    {
+        using var reader = command.ExecuteReader();
+        var entries = new List<NarIndexEntry>();
+        while (reader.Read())
+        {
+            entries.Add(new NarIndexEntry(
+                reader.GetInt32(0),
+                reader.IsDBNull(1) ? null : reader.GetInt32(1),
+                reader.GetString(2),
+                (NarEntryType)reader.GetInt32(3),
+                reader.GetInt64(4) != 0,
+                reader.GetInt64(5),
+                reader.IsDBNull(6) ? null : reader.GetInt64(6),
+                reader.IsDBNull(7) ? null : reader.GetString(7)));
+        }
+        return entries;
+    }
+
+    // ---- failures and statistics ----
+
+    public void RecordFailure(string narHash, string cache, string reason)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            "INSERT INTO fetch_failures (nar_hash, cache, reason, failed_at) VALUES ($hash, $cache, $reason, $now)",
+            ("$hash", narHash), ("$cache", cache), ("$reason", reason), ("$now", Now));
+        command.ExecuteNonQuery();
+    }
+
+    public IReadOnlyList<FetchFailureRecord> GetFailures(string narHash)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "SELECT cache, reason, failed_at FROM fetch_failures WHERE nar_hash = $hash ORDER BY id", ("$hash", narHash));
+        using var reader = command.ExecuteReader();
+        var failures = new List<FetchFailureRecord>();
+        while (reader.Read())
+            failures.Add(new FetchFailureRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+        return failures;
+    }
+
+    public CatalogStatistics GetStatistics()
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            """
+            SELECT
+              (SELECT count(*) FROM store_paths),
+              (SELECT count(*) FROM store_paths WHERE registered = 1),
+              (SELECT count(*) FROM nars WHERE tree = 1),
+              (SELECT count(*) FROM nars WHERE blob_size IS NOT NULL),
+              (SELECT coalesce(sum(blob_size), 0) FROM nars WHERE blob_size IS NOT NULL),
+              (SELECT coalesce(sum(downloaded_bytes), 0) FROM nars),
+              (SELECT coalesce(sum(nar_size), 0) FROM nars WHERE blob_size IS NOT NULL),
+              (SELECT coalesce(sum(nar_size), 0) FROM nars n WHERE EXISTS (SELECT 1 FROM store_paths p WHERE p.nar_id = n.id)),
+              (SELECT count(*) FROM fetch_failures)
+            """);
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return new CatalogStatistics(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
+            reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8));
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+}
+
+public enum NarTree
+{
+    None = 0,
+    Listing = 1,
+    Nar = 2,
+}
+
+public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
+
+public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
+
+public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize)
+{
+    public bool IsFetched => BlobSize is not null;
+}
+
+public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar);
+
+public sealed record FetchFailureRecord(string Cache, string Reason, long FailedAt);
+
+/// <summary>What <c>lazystore stats</c> shows.</summary>
+public sealed record CatalogStatistics(
+    long KnownPaths,
+    long RegisteredPaths,
+    long ListedNars,
+    long StoredNars,
+    long BytesOnDisk,
+    long BytesDownloaded,
+    long FetchedNarSize,
+    long AdvertisedNarSize,
+    long FetchFailures);

@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using LazyStore.Nix;
+using LazyStore.Nix.IO;
+using LazyStore.Nix.Nar;
+using LazyStore.Store.Catalog;
+using LazyStore.Store.Substituters;
+
+namespace LazyStore.Store.Fetch;
+
+/// <summary>
+/// Makes sure a NAR's verified blob and index are in the state directory. Concurrent requests for one
+/// NarHash share one download; downloads of different NARs run in parallel up to a limit. A failed
+/// download is recorded and the next cache that has the path is tried.
+/// </summary>
+public sealed class NarCache : IDisposable
+{
+    private readonly StoreCatalog _catalog;
+    private readonly SubstituterSet _substituters;
+    private readonly SemaphoreSlim _downloadSlots;
+    private readonly ConcurrentDictionary<string, Lazy<Task<NarRecord>>> _inFlight = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _shutdown = new();
+    private long _bytesDownloaded;
+    private long _downloadsStarted;
+
+    public NarCache(StoreCatalog catalog, SubstituterSet substituters, int maxParallelDownloads = 4)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxParallelDownloads, 1);
+        _catalog = catalog;
+        _substituters = substituters;
+        _downloadSlots = new SemaphoreSlim(maxParallelDownloads, maxParallelDownloads);
+    }
+
+    /// <summary>Compressed bytes received by this process so far, over all downloads (for progress displays).</summary>
+    public long BytesDownloaded => Interlocked.Read(ref _bytesDownloaded);
+
+    /// <summary>NAR downloads this process started, successful or not.</summary>
+    public long DownloadsStarted => Interlocked.Read(ref _downloadsStarted);
+
+    /// <summary>
+    /// Returns the NAR's record once its blob is stored and indexed, fetching it if needed. Cancelling
+    /// <paramref name="cancellationToken"/> stops this caller's wait, not a download others share.
+    /// </summary>
+    public async Task<NarRecord> EnsureAsync(SubstitutablePath path, CancellationToken cancellationToken)
+    {
+        var key = path.Info.NarHash.ToString();
+        if (StoredBlob(key) is { } stored)
+            return stored;
+        var flight = _inFlight.GetOrAdd(key, k => new Lazy<Task<NarRecord>>(() => FetchOnceAsync(k, path)));
+        try
+        {
+            return await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (flight.Value.IsCompleted)
+                _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<NarRecord>>>(key, flight));
+        }
+    }
+
+    /// <summary>The record of a NAR whose blob is committed and present on disk with the right size.</summary>
+    private NarRecord? StoredBlob(string narHash)
+    {
+        var record = _catalog.GetNar(narHash);
+        if (record is not { IsFetched: true })
+            return null;
+        var blob = new FileInfo(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(narHash))));
+        if (blob.Exists && blob.Length == record.NarSize)
+            return record;
+        // Someone removed or damaged the blob behind the index's back: forget it and fetch again.
+        _catalog.ForgetBlob(record.Id);
+        return null;
+    }
+
+    private async Task<NarRecord> FetchOnceAsync(string key, SubstitutablePath path)
+    {
+        await Task.Yield();
+        await _downloadSlots.WaitAsync(_shutdown.Token).ConfigureAwait(false);
+        try
+        {
+            // Another process sharing the state directory may have finished it meanwhile.
+            if (StoredBlob(key) is { } stored)
+                return stored;
+            if (TryAdoptBlob(path.Info) is { } adopted)
+                return adopted;
+            var reasons = new List<string>();
+            foreach (var (info, cache) in await CandidatesAsync(path).ConfigureAwait(false))
+            {
+                Interlocked.Increment(ref _downloadsStarted);
+                try
+                {
+                    var result = await NarFetcher.FetchAsync(info, cache, _catalog.State,
+                        n => Interlocked.Add(ref _bytesDownloaded, n), _shutdown.Token).ConfigureAwait(false);
+                    _catalog.CommitNar(key, (long)info.NarSize, result.DownloadedBytes, result.Entries);
+                    return _catalog.GetNar(key)!;
+                }
+                catch (BinaryCacheException e)
+                {
+                    _catalog.RecordFailure(key, cache.Url, e.Message);
+                    reasons.Add($"{e.Url}: {e.Reason}");
+                }
+            }
+            throw new NarUnavailableException(path.Path.ToFullPath(_substituters.StoreDirectory), reasons);
+        }
+        finally
+        {
+            _downloadSlots.Release();
+        }
+    }
+
+    /// <summary>The cache that served the narinfo first, then every other cache with a trusted narinfo of the same NAR.</summary>
+    private async Task<List<(NarInfo Info, BinaryCache Cache)>> CandidatesAsync(SubstitutablePath path)
+    {
+        var candidates = new List<(NarInfo, BinaryCache)> { (path.Info, path.Cache) };
+        foreach (var cache in _substituters.Caches)
+        {
+            if (cache == path.Cache || _substituters.WhyUnusable(cache) is not null)
+                continue;
+            candidates.Add((null!, cache));
+        }
+        for (var i = 1; i < candidates.Count; i++)
+        {
+            var cache = candidates[i].Item2;
+            try
+            {
+                var other = await _substituters.QueryCacheAsync(cache, path.Path, _shutdown.Token).ConfigureAwait(false);
+                candidates[i] = other is not null && other.Info.NarHash == path.Info.NarHash ? (other.Info, cache) : default;
+            }
+            catch (BinaryCacheException)
+            {
+                candidates[i] = default;
+            }
+        }
+        return candidates.Where(c => c.Item2 is not null).ToList();
+    }
+
+    /// <summary>
+    /// A blob renamed into <c>nars/</c> whose commit never happened (a crash, or another process between
+    /// rename and commit) was verified before the rename; it is checked again from disk and indexed
+    /// rather than downloaded again.
+    /// </summary>
+    private NarRecord? TryAdoptBlob(NarInfo info)
+    {
+        var path = _catalog.State.BlobPath(NarFetcher.BlobKey(info.NarHash));
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
+            if (file.Length != (long)info.NarSize)
+                return null;
+            using var hashing = new HashingReadStream(file, info.NarHash.Algorithm, leaveOpen: true);
+            var entries = NarIndexEntry.FromNar(hashing);
+            hashing.Drain();
+            if (hashing.FinishHash() != info.NarHash)
+                return null;
+            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, 0, entries);
+            return _catalog.GetNar(info.NarHash.ToString());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose()
+    {
+        _shutdown.Cancel();
+        _shutdown.Dispose();
+        _downloadSlots.Dispose();
+    }
+}
+
+/// <summary>No cache could deliver a verified NAR for a path; says what went wrong with each.</summary>
+public sealed class NarUnavailableException(string path, IReadOnlyList<string> reasons)
+    : IOException($"cannot fetch the NAR of {path}: " + (reasons.Count == 0 ? "no cache has it" : string.Join("; ", reasons)))
+{
+    public IReadOnlyList<string> Reasons { get; } = reasons;
+}

@@ -1,0 +1,167 @@
+using LazyStore.Nix;
+using LazyStore.Nix.Nar;
+using LazyStore.Store.Catalog;
+using LazyStore.Store.Configuration;
+using LazyStore.Store.Fetch;
+using LazyStore.Store.Substituters;
+
+namespace LazyStore.Store;
+
+/// <summary>How to open a <see cref="LazyStoreEngine"/>.</summary>
+public sealed record LazyStoreOptions
+{
+    public required string StateDirectory { get; init; }
+
+    public required SubstituterSettings Substituters { get; init; }
+
+    public StoreDirectory StoreDirectory { get; init; } = StoreDirectory.Default;
+
+    public TransportOptions? Transport { get; init; }
+
+    public int MaxParallelDownloads { get; init; } = 4;
+
+    public TimeProvider? Time { get; init; }
+}
+
+/// <summary>A store path LazyStore knows: its verified narinfo, the cache it came from, and its NAR's state.</summary>
+public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar);
+
+/// <summary>
+/// The engine under the CLI and the mount: the three tiers of a lazy store path — advertised (a trusted
+/// narinfo), listed (its tree, from the cache's listing or the NAR), fetched (the verified blob with its
+/// index) — and positional reads of its files.
+/// </summary>
+public sealed class LazyStoreEngine : IDisposable
+{
+    private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory)
+    {
+        Catalog = catalog;
+        Substituters = substituters;
+        Nars = nars;
+        StoreDirectory = storeDirectory;
+    }
+
+    public StoreCatalog Catalog { get; }
+
+    public SubstituterSet Substituters { get; }
+
+    public NarCache Nars { get; }
+
+    public StoreDirectory StoreDirectory { get; }
+
+    public static LazyStoreEngine Open(LazyStoreOptions options)
+    {
+        var state = StateDirectory.Open(options.StateDirectory);
+        var catalog = new StoreCatalog(state, options.Time);
+        var transport = options.Transport ?? new TransportOptions { NetrcFile = options.Substituters.NetrcFile };
+        var substituters = new SubstituterSet(options.Substituters, catalog, options.StoreDirectory, transport);
+        var nars = new NarCache(catalog, substituters, options.MaxParallelDownloads);
+        return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory);
+    }
+
+    /// <summary>Parses a store path given as a full path (<c>/nix/store/…</c>) or a base name, with an optional path inside it.</summary>
+    public (StorePath Path, IReadOnlyList<string> Inside) ParsePathArgument(string argument)
+    {
+        var text = argument;
+        var prefix = StoreDirectory.Path + "/";
+        if (text.StartsWith(prefix, StringComparison.Ordinal))
+            text = text[prefix.Length..];
+        else if (text.StartsWith('/'))
+            throw new ArgumentException($"'{argument}' is not in the Nix store {StoreDirectory.Path}");
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        var baseName = slash < 0 ? text : text[..slash];
+        var inside = slash < 0 ? [] : NarListing.SplitPath(text[slash..]);
+        return (StorePath.FromBaseName(baseName), inside);
+    }
+
+    /// <summary>
+    /// Tier 1: the path's trusted narinfo, from the catalog or the caches. With <paramref name="register"/>
+    /// the path joins the catalog the mount serves.
+    /// </summary>
+    public async Task<LazyPath> GetPathAsync(StorePath path, bool register, CancellationToken cancellationToken)
+    {
+        var known = Catalog.GetStorePath(path.HashPart);
+        if (known is null || (register && !known.Registered))
+        {
+            var found = await Substituters.QueryPathInfoAsync(path, cancellationToken).ConfigureAwait(false);
+            known = Catalog.AddStorePath(found.Info, found.Cache.Url, register);
+        }
+        return ToLazyPath(known);
+    }
+
+    /// <summary>The path as the catalog knows it, or null; asks no cache.</summary>
+    public LazyPath? FindKnownPath(StorePath path) => Catalog.GetStorePath(path.HashPart) is { } known ? ToLazyPath(known) : null;
+
+    private LazyPath ToLazyPath(KnownStorePath known) =>
+        new(known.Path, NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar);
+
+    /// <summary>
+    /// Tier 2: makes the path's tree known, from the cache's listing when it has one (no NAR download), else
+    /// — with <paramref name="fetchIfUnlisted"/> — from the NAR. Returns the NAR record as it now is.
+    /// </summary>
+    public async Task<NarRecord> EnsureTreeAsync(LazyPath path, bool fetchIfUnlisted, CancellationToken cancellationToken)
+    {
+        var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
+        if (nar.Tree != NarTree.None)
+            return nar;
+        if (Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is { } cache)
+        {
+            try
+            {
+                if (await cache.TryGetListingAsync(path.Path, cancellationToken).ConfigureAwait(false) is { } listing)
+                {
+                    Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
+                    return Catalog.GetNar(nar.NarHash)!;
+                }
+            }
+            catch (BinaryCacheException)
+            {
+                // A listing is an optimisation: a missing, unreachable or malformed one means reading the NAR.
+            }
+        }
+        return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
+    }
+
+    /// <summary>Tier 3: the verified blob and its index are stored (downloading at most once per NarHash).</summary>
+    public async Task<NarRecord> EnsureFetchedAsync(LazyPath path, CancellationToken cancellationToken)
+    {
+        await Substituters.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        var cache = Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl);
+        var source = cache is not null && Substituters.WhyUnusable(cache) is null
+            ? new SubstitutablePath(path.Info, cache)
+            : await Substituters.QueryPathInfoAsync(path.Path, cancellationToken).ConfigureAwait(false);
+        return await Nars.EnsureAsync(source, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The entry at <paramref name="inside"/> of a path whose tree is known; null when there is none.</summary>
+    public NarIndexEntry? Resolve(NarRecord nar, IReadOnlyList<string> inside) =>
+        nar.Tree == NarTree.None ? null : Catalog.ResolveEntry(nar.Id, inside);
+
+    /// <summary>Opens a stored blob for positional reads.</summary>
+    public NarBlob OpenBlob(NarRecord nar)
+    {
+        Catalog.TouchNar(nar.Id);
+        return NarBlob.Open(Catalog.State, nar, NixHash.Parse(nar.NarHash));
+    }
+
+    /// <summary>
+    /// Positional read of the file at <paramref name="inside"/> of <paramref name="path"/>: fetches and verifies
+    /// the NAR first if needed. Returns the number of bytes read, 0 at the end of the file.
+    /// </summary>
+    public async Task<int> ReadAsync(StorePath path, IReadOnlyList<string> inside, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var lazy = await GetPathAsync(path, register: false, cancellationToken).ConfigureAwait(false);
+        var nar = await EnsureFetchedAsync(lazy, cancellationToken).ConfigureAwait(false);
+        var entry = Resolve(nar, inside) ?? throw new FileNotFoundException($"{path.ToFullPath(StoreDirectory)}/{string.Join('/', inside)} does not exist");
+        if (entry.Type != NarEntryType.Regular)
+            throw new IOException($"{path.ToFullPath(StoreDirectory)}/{string.Join('/', inside)} is a {entry.Type.ToString().ToLowerInvariant()}, not a regular file");
+        using var blob = OpenBlob(nar);
+        return await blob.ReadAsync(entry, offset, buffer, cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        Nars.Dispose();
+        Substituters.Dispose();
+    }
+}

@@ -1,0 +1,173 @@
+using System.Text;
+using LazyStore.Nix;
+using LazyStore.Nix.Compression;
+using LazyStore.Nix.Nar;
+
+namespace LazyStore.Store.Substituters;
+
+/// <summary>
+/// One binary cache as Nix's BinaryCacheStore reads it: <c>nix-cache-info</c>, <c>&lt;hash&gt;.narinfo</c>,
+/// <c>&lt;hash&gt;.ls</c> and the NAR files the narinfos point to. Everything it returns is parsed and
+/// checked for form; trust (signatures, hashes) is decided by its callers.
+/// </summary>
+public sealed class BinaryCache : IDisposable
+{
+    /// <summary>Nix's default priority for a cache whose nix-cache-info names none.</summary>
+    public const int DefaultPriority = 50;
+
+    private const long MaxNarInfoBytes = 1 << 20;
+    private const long MaxListingBytes = 256L << 20;
+
+    private readonly BinaryCacheTransport _transport;
+
+    public BinaryCache(BinaryCacheTransport transport)
+    {
+        _transport = transport;
+        Url = transport.BaseUri.AbsoluteUri.TrimEnd('/');
+    }
+
+    /// <summary>The cache's URL without a trailing slash: how messages and the state directory name it.</summary>
+    public string Url { get; }
+
+    public int Priority { get; private set; } = DefaultPriority;
+
+    public BinaryCacheTransport Transport => _transport;
+
+    /// <summary>Applies a cache's nix-cache-info: refuses a foreign store directory, adopts its priority.</summary>
+    public void Apply(NixCacheInfo? info, StoreDirectory storeDirectory)
+    {
+        if (info?.StoreDirectory is { } theirs && !theirs.Equals(storeDirectory))
+            throw new BinaryCacheException(_transport.Resolve(NixCacheInfo.FileName),
+                $"binary cache is for Nix stores with prefix '{theirs.Path}', not '{storeDirectory.Path}'");
+        Priority = info?.Priority ?? DefaultPriority;
+    }
+
+    /// <summary>The cache's nix-cache-info, or null when it has none.</summary>
+    public async Task<NixCacheInfo?> GetCacheInfoAsync(CancellationToken cancellationToken)
+    {
+        var bytes = await _transport.TryGetBytesAsync(NixCacheInfo.FileName, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+            return null;
+        var source = _transport.Resolve(NixCacheInfo.FileName).ToString();
+        try
+        {
+            return NixCacheInfo.Parse(Encoding.UTF8.GetString(bytes), source);
+        }
+        catch (MetadataFormatException e)
+        {
+            throw new BinaryCacheException(_transport.Resolve(NixCacheInfo.FileName), e.Message, e);
+        }
+    }
+
+    /// <summary>
+    /// The narinfo text for <paramref name="path"/>, or null when the cache does not have it. Throws
+    /// <see cref="BinaryCacheException"/> when the cache cannot be read, and <see cref="NarInfoRejectedException"/>
+    /// when what it serves is malformed or describes another path.
+    /// </summary>
+    public async Task<(NarInfo Info, string Text)?> TryGetNarInfoAsync(StorePath path, StoreDirectory storeDirectory, CancellationToken cancellationToken)
+    {
+        var file = path.HashPart + ".narinfo";
+        var bytes = await _transport.TryGetBytesAsync(file, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+            return null;
+        var url = _transport.Resolve(file);
+        string text;
+        try
+        {
+            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new NarInfoRejectedException(url, "narinfo is not valid UTF-8", e);
+        }
+        var info = ParseNarInfo(text, storeDirectory, url);
+        if (!info.StorePath.Equals(path))
+            throw new NarInfoRejectedException(url, $"narinfo is for '{info.StorePath.ToFullPath(storeDirectory)}', not the requested '{path.ToFullPath(storeDirectory)}'");
+        return (info, text);
+    }
+
+    /// <summary>Parses narinfo text this cache served, and checks that its URL stays inside the cache.</summary>
+    public NarInfo ParseNarInfo(string text, StoreDirectory storeDirectory, Uri url)
+    {
+        NarInfo info;
+        try
+        {
+            info = NarInfo.Parse(text, storeDirectory, url.ToString());
+        }
+        catch (MetadataFormatException e)
+        {
+            throw new NarInfoRejectedException(url, e.Message, e);
+        }
+        if (info.Url.Contains("://", StringComparison.Ordinal) || info.Url.StartsWith('/')
+            || info.Url.Split('/').Any(c => c is ".." or "."))
+            throw new NarInfoRejectedException(url, $"URL '{info.Url}' is not a path relative to the cache");
+        return info;
+    }
+
+    /// <summary>
+    /// The cache's listing of a path's NAR (<c>&lt;hash&gt;.ls</c>, plain or compressed with br, xz or zstd),
+    /// or null when it has none. Its narOffset values are dropped: they are never trusted.
+    /// </summary>
+    public async Task<NarListingNode?> TryGetListingAsync(StorePath path, CancellationToken cancellationToken)
+    {
+        var file = path.HashPart + ".ls";
+        var bytes = await _transport.TryGetBytesAsync(file, MaxListingBytes, cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+            return null;
+        var url = _transport.Resolve(file);
+        try
+        {
+            return NarListing.ParseListingFile(DecodeListing(bytes));
+        }
+        catch (Exception e) when (e is NarListingFormatException or InvalidDataException or NotSupportedException)
+        {
+            throw new ListingRejectedException(url, e.Message, e);
+        }
+    }
+
+    /// <summary>Opens the NAR file a narinfo points to, or null when the cache does not have it.</summary>
+    public Task<BinaryCacheResponse?> OpenNarAsync(NarInfo info, CancellationToken cancellationToken) =>
+        _transport.TryOpenAsync(info.Url, cancellationToken);
+
+    public Uri Resolve(string relativePath) => _transport.Resolve(relativePath);
+
+    public override string ToString() => Url;
+
+    public void Dispose() => _transport.Dispose();
+
+    /// <summary>
+    /// Nix uploads listings with a Content-Encoding (ls-compression) that file:// caches and some servers do
+    /// not undo, so the encoding is recognised by its magic bytes; JSON starts with '{'; brotli has no magic.
+    /// </summary>
+    private static byte[] DecodeListing(byte[] bytes)
+    {
+        var span = bytes.AsSpan();
+        var trimmed = span.TrimStart(" \t\r\n"u8);
+        if (trimmed.Length > 0 && trimmed[0] == (byte)'{')
+            return bytes;
+        CompressionMethod method = span switch
+        {
+            [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00, ..] => CompressionMethod.Xz,
+            [0x28, 0xB5, 0x2F, 0xFD, ..] => CompressionMethod.Zstd,
+            _ => CompressionMethod.Brotli,
+        };
+        using var input = new MemoryStream(bytes, writable: false);
+        using var decoded = NarCompression.Decompress(method, input);
+        using var output = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = decoded.Read(buffer)) > 0)
+        {
+            if (output.Length + n > MaxListingBytes)
+                throw new InvalidDataException($"decompressed listing is larger than {MaxListingBytes} bytes");
+            output.Write(buffer, 0, n);
+        }
+        return output.ToArray();
+    }
+}
+
+/// <summary>A cache served a narinfo that cannot be accepted: malformed, for another path, or pointing outside the cache.</summary>
+public sealed class NarInfoRejectedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);
+
+/// <summary>A cache served a listing that is not a valid NAR tree.</summary>
+public sealed class ListingRejectedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);

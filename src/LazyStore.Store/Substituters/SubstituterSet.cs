@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using LazyStore.Nix;
+using LazyStore.Nix.Signatures;
+using LazyStore.Store.Catalog;
+using LazyStore.Store.Configuration;
+
+namespace LazyStore.Store.Substituters;
+
+/// <summary>A narinfo that passed every check, and the cache that served it.</summary>
+public sealed record SubstitutablePath(NarInfo Info, BinaryCache Cache)
+{
+    public StorePath Path => Info.StorePath;
+}
+
+/// <summary>
+/// The configured binary caches in priority order, answering "which cache has this store path, with a
+/// narinfo we trust?". Answers are remembered in the catalog (positive and negative, with Nix's TTLs);
+/// only narinfos that passed every check are ever remembered as positive.
+/// </summary>
+public sealed class SubstituterSet : IDisposable
+{
+    private readonly SubstituterSettings _settings;
+    private readonly StoreCatalog _catalog;
+    private readonly List<BinaryCache> _caches;
+    private readonly SemaphoreSlim _initLock = new(1, 1);
+    private readonly ConcurrentDictionary<string, string> _unusable = new(StringComparer.Ordinal);
+    private bool _initialized;
+
+    public SubstituterSet(SubstituterSettings settings, StoreCatalog catalog, StoreDirectory storeDirectory, TransportOptions? transportOptions = null)
+    {
+        _settings = settings;
+        _catalog = catalog;
+        StoreDirectory = storeDirectory;
+        var options = transportOptions ?? new TransportOptions { NetrcFile = settings.NetrcFile };
+        _caches = settings.Substituters.Select(u => new BinaryCache(BinaryCacheTransport.Create(u, options))).ToList();
+    }
+
+    public StoreDirectory StoreDirectory { get; }
+
+    public SubstituterSettings Settings => _settings;
+
+    /// <summary>The caches in the order they are asked (after <see cref="InitializeAsync"/>: by priority).</summary>
+    public IReadOnlyList<BinaryCache> Caches => _caches;
+
+    /// <summary>How long a cache's nix-cache-info is remembered (Nix keeps it for 7 days).</summary>
+    public static TimeSpan CacheInfoTtl { get; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Reads each cache's nix-cache-info (or the remembered copy) and orders the caches by priority, lower
+    /// first, keeping the configured order among equals. A cache that refuses to serve our store directory
+    /// or cannot be reached is left out of every lookup, and the reason is kept for error messages.
+    /// </summary>
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        if (_initialized)
+            return;
+        await _initLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_initialized)
+                return;
+            await Task.WhenAll(_caches.Select(c => InitializeCacheAsync(c, cancellationToken))).ConfigureAwait(false);
+            var ordered = _caches.Select((c, i) => (c, i)).OrderBy(x => x.c.Priority).ThenBy(x => x.i).Select(x => x.c).ToList();
+            _caches.Clear();
+            _caches.AddRange(ordered);
+            _initialized = true;
+        }
+        finally
+        {
+            _initLock.Release();
+        }
+    }
+
+    private async Task InitializeCacheAsync(BinaryCache cache, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var remembered = _catalog.GetCacheInfo(cache.Url);
+            if (remembered is not null && _catalog.Now - remembered.FetchedAt < CacheInfoTtl.TotalSeconds)
+            {
+                cache.Apply(new NixCacheInfo
+                {
+                    StoreDirectory = remembered.StoreDirectory is null ? null : new StoreDirectory(remembered.StoreDirectory),
+                    Priority = remembered.Priority,
+                    WantMassQuery = remembered.WantMassQuery,
+                }, StoreDirectory);
+                return;
+            }
+            var info = await cache.GetCacheInfoAsync(cancellationToken).ConfigureAwait(false);
+            cache.Apply(info, StoreDirectory);
+            if (info is not null)
+                _catalog.PutCacheInfo(cache.Url, info);
+        }
+        catch (BinaryCacheException e)
+        {
+            _unusable[cache.Url] = e.Reason;
+        }
+    }
+
+    /// <summary>Why a cache is not asked at all, or null when it is usable.</summary>
+    public string? WhyUnusable(BinaryCache cache) => _unusable.GetValueOrDefault(cache.Url);
+
+    /// <summary>
+    /// Finds <paramref name="path"/> in the caches, in priority order. Throws <see cref="PathNotSubstitutableException"/>,
+    /// saying what each cache answered, when none has a narinfo that passes every check.
+    /// </summary>
+    public async Task<SubstitutablePath> QueryPathInfoAsync(StorePath path, CancellationToken cancellationToken)
+    {
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        var answers = new List<string>();
+        foreach (var cache in _caches)
+        {
+            if (WhyUnusable(cache) is { } why)
+            {
+                answers.Add($"{cache.Url}: {why}");
+                continue;
+            }
+            try
+            {
+                if (await QueryCacheAsync(cache, path, cancellationToken).ConfigureAwait(false) is { } found)
+                    return found;
+                answers.Add($"{cache.Url}: not found");
+            }
+            catch (BinaryCacheException e)
+            {
+                answers.Add($"{cache.Url}: {e.Reason}");
+            }
+        }
+        if (_caches.Count == 0)
+            answers.Add("no substituters are configured");
+        throw new PathNotSubstitutableException(path.ToFullPath(StoreDirectory), answers);
+    }
+
+    /// <summary>What one cache answers for a path: a trusted narinfo, null for "not there", or an exception.</summary>
+    internal async Task<SubstitutablePath?> QueryCacheAsync(BinaryCache cache, StorePath path, CancellationToken cancellationToken)
+    {
+        var remembered = _catalog.GetNarInfoLookup(cache.Url, path.HashPart);
+        if (remembered is not null)
+        {
+            var age = _catalog.Now - remembered.LookedUpAt;
+            if (remembered.NarInfo is null && age < _settings.NegativeTtl.TotalSeconds)
+                return null;
+            if (remembered.NarInfo is not null && age < _settings.PositiveTtl.TotalSeconds)
+            {
+                // Checked again: the trusted keys may have changed since it was remembered.
+                var url = cache.Resolve(path.HashPart + ".narinfo");
+                var info = cache.ParseNarInfo(remembered.NarInfo, StoreDirectory, url);
+                if (info.StorePath.Equals(path) && Trusted(info))
+                    return new SubstitutablePath(info, cache);
+            }
+        }
+        var fetched = await cache.TryGetNarInfoAsync(path, StoreDirectory, cancellationToken).ConfigureAwait(false);
+        if (fetched is not { } found)
+        {
+            _catalog.PutNarInfoLookup(cache.Url, path.HashPart, null);
+            return null;
+        }
+        if (!Trusted(found.Info))
+        {
+            var reason = found.Info.Signatures.Count == 0
+                ? "narinfo is not signed, and signatures are required (require-sigs)"
+                : $"narinfo has no valid signature by a trusted key (signed by {string.Join(", ", found.Info.Signatures.Select(SignerName))}; trusted: {string.Join(", ", _settings.TrustedPublicKeys.Select(k => k.Name))})";
+            throw new NarInfoRejectedException(cache.Resolve(path.HashPart + ".narinfo"), reason);
+        }
+        _catalog.PutNarInfoLookup(cache.Url, path.HashPart, found.Text);
+        return new SubstitutablePath(found.Info, cache);
+    }
+
+    private bool Trusted(NarInfo info) => !_settings.RequireSignatures || info.HasValidSignature(_settings.TrustedPublicKeys);
+
+    private static string SignerName(string signature)
+    {
+        var colon = signature.IndexOf(':', StringComparison.Ordinal);
+        return colon > 0 ? signature[..colon] : "(malformed)";
+    }
+
+    /// <summary>
+    /// The closure of <paramref name="roots"/> under References, every path looked up, at most
+    /// <paramref name="parallelism"/> lookups at a time. Throws when any path of the closure is missing,
+    /// naming all that are.
+    /// </summary>
+    public async Task<IReadOnlyList<SubstitutablePath>> QueryClosureAsync(IEnumerable<StorePath> roots, int parallelism, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        var found = new ConcurrentDictionary<StorePath, SubstitutablePath>();
+        var failures = new ConcurrentDictionary<StorePath, PathNotSubstitutableException>();
+        var seen = new HashSet<StorePath>();
+        var frontier = roots.Where(seen.Add).ToList();
+        while (frontier.Count > 0)
+        {
+            await Parallel.ForEachAsync(frontier, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+                async (path, ct) =>
+                {
+                    try
+                    {
+                        found[path] = await QueryPathInfoAsync(path, ct).ConfigureAwait(false);
+                    }
+                    catch (PathNotSubstitutableException e)
+                    {
+                        failures[path] = e;
+                    }
+                }).ConfigureAwait(false);
+            frontier = frontier.Where(found.ContainsKey).SelectMany(p => found[p].Info.References).Where(seen.Add).ToList();
+        }
+        if (!failures.IsEmpty)
+        {
+            var first = failures.OrderBy(f => f.Key).First().Value;
+            throw failures.Count == 1 ? first : new PathNotSubstitutableException(
+                string.Join(", ", failures.Keys.Order().Select(p => p.ToFullPath(StoreDirectory))), first.Answers);
+        }
+        return found.Values.OrderBy(p => p.Path).ToList();
+    }
+
+    public void Dispose()
+    {
+        foreach (var cache in _caches)
+            cache.Dispose();
+        _initLock.Dispose();
+    }
+}
+
+/// <summary>No configured cache has a trusted narinfo for a path; says what each cache answered.</summary>
+public sealed class PathNotSubstitutableException(string path, IReadOnlyList<string> answers)
+    : IOException($"{path} is not available from any substituter ({string.Join("; ", answers)})")
+{
+    public string StorePath { get; } = path;
+
+    public IReadOnlyList<string> Answers { get; } = answers;
+}
