@@ -17,6 +17,7 @@ public sealed class ReadAheadStream : ReadOnlyStream
     private Chunk? _current;
     private int _currentOffset;
     private bool _finished;
+    private bool _disposed;
 
     public ReadAheadStream(Stream source, int bufferSize = 256 * 1024, int depth = 8)
     {
@@ -135,8 +136,9 @@ public sealed class ReadAheadStream : ReadOnlyStream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && !_disposed)
         {
+            _disposed = true;
             _stop.Cancel();
             // Unblock a producer waiting for room, then wait for it so the source is no longer in use.
             while (_chunks.Reader.TryRead(out var chunk))

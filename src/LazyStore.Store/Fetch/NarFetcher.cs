@@ -35,7 +35,7 @@ internal static class NarFetcher
         using var response = await cache.OpenNarAsync(info, cancellationToken).ConfigureAwait(false)
             ?? throw new NarFetchException(url, "the cache has no such NAR file");
         if (info.FileSize is { } fileSize && response.Length is { } announced && (ulong)announced != fileSize)
-            throw new NarFetchException(url, $"the server announces {announced} bytes, but the narinfo's FileSize is {fileSize}");
+            throw new NarFetchException(url, $"FileSize mismatch: the narinfo says {fileSize} bytes, the server announces {announced}");
 
         var temporary = state.NewTemporaryPath();
         try
@@ -65,28 +65,59 @@ internal static class NarFetcher
         using var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, CopyBufferSize);
         var fileSizeLimit = info.FileSize is { } fs ? (long)fs : long.MaxValue;
         using var compressed = new HashingReadStream(new ProgressStream(body, onDownloaded, cancellationToken),
-            info.FileHash?.Algorithm, limit: fileSizeLimit, what: "the compressed NAR file");
+            info.FileHash?.Algorithm, limit: fileSizeLimit, what: "FileSize mismatch: the compressed NAR file");
         using var decompressed = NarCompression.Decompress(method, compressed, leaveOpen: true);
         using var ahead = new ReadAheadStream(decompressed);
-        using var nar = new HashingReadStream(ahead, info.NarHash.Algorithm, file, (long)info.NarSize, "the NAR", leaveOpen: true);
+        using var nar = new HashingReadStream(ahead, info.NarHash.Algorithm, file, (long)info.NarSize, "NarSize mismatch: the NAR", leaveOpen: true);
 
-        var entries = NarIndexEntry.FromNar(nar);
-        nar.Drain();
+        List<NarIndexEntry> entries;
+        try
+        {
+            entries = NarIndexEntry.FromNar(nar);
+            nar.Drain();
+        }
+        catch (Exception e) when (e is InvalidDataException or NarFormatException)
+        {
+            // A file that is not the one the narinfo describes usually fails to decompress or parse first;
+            // the FileHash then names the real cause. Reading it to the end is bounded by FileSize.
+            ahead.Dispose();
+            if (CheckFile(info, compressed, drain: true) is { } fileProblem)
+                throw new NarFetchException(url, $"{fileProblem} (and it does not decode: {Describe(e)})", e);
+            throw;
+        }
         compressed.Drain();
-
+        if (CheckFile(info, compressed, drain: false) is { } problem)
+            throw new NarFetchException(url, problem);
         if (nar.BytesRead != (long)info.NarSize)
             throw new NarFetchException(url, $"NarSize mismatch: the narinfo says {info.NarSize} bytes, the NAR has {nar.BytesRead}");
         var narHash = nar.FinishHash();
         if (narHash != info.NarHash)
             throw new NarFetchException(url, $"NarHash mismatch: the narinfo says {info.NarHash}, the NAR hashes to {narHash}");
-        if (info.FileSize is { } size && (ulong)compressed.BytesRead != size)
-            throw new NarFetchException(url, $"FileSize mismatch: the narinfo says {size} bytes, the file has {compressed.BytesRead}");
-        if (info.FileHash is { } expected && compressed.FinishHash() is var fileHash && fileHash != expected)
-            throw new NarFetchException(url, $"FileHash mismatch: the narinfo says {expected}, the file hashes to {fileHash}");
 
         // The blob must be on disk before the index says it is, or a crash could leave an indexed blob of zeros.
         file.Flush(flushToDisk: true);
         return new Result(entries, compressed.BytesRead);
+    }
+
+    /// <summary>The FileSize or FileHash mismatch of the compressed file, if any.</summary>
+    private static string? CheckFile(NarInfo info, HashingReadStream compressed, bool drain)
+    {
+        if (drain)
+        {
+            try
+            {
+                compressed.Drain();
+            }
+            catch (InvalidDataException e)
+            {
+                return e.Message;
+            }
+        }
+        if (info.FileSize is { } size && (ulong)compressed.BytesRead != size)
+            return $"FileSize mismatch: the narinfo says {size} bytes, the file has {compressed.BytesRead}";
+        if (info.FileHash is { } expected && compressed.FinishHash() is var fileHash && fileHash != expected)
+            return $"FileHash mismatch: the narinfo says {expected}, the file hashes to {fileHash}";
+        return null;
     }
 
     private static string Describe(Exception e) => e switch
