@@ -8,8 +8,9 @@ namespace LazyStore.Cli;
 /// </summary>
 public sealed class CliConsole
 {
-    public CliConsole(Stream stdin, Stream stdout, TextWriter stderr)
+    public CliConsole(Stream stdin, Stream stdout, TextWriter stderr, bool isTerminal = false)
     {
+        IsTerminal = isTerminal;
         Stdin = stdin;
         Stdout = stdout;
         Error = stderr;
@@ -26,4 +27,7 @@ public sealed class CliConsole
     public TextWriter Out { get; }
 
     public TextWriter Error { get; }
+
+    /// <summary>Whether stderr is a terminal, so progress can be drawn in place.</summary>
+    public bool IsTerminal { get; }
 }

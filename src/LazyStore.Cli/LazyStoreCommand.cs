@@ -10,6 +10,8 @@ public static class LazyStoreCommand
     {
         var root = new RootCommand("LazyStore: a lazily substituting overlay for the Nix store");
         root.Subcommands.Add(NarCommands.Create(console));
+        foreach (var command in StoreCommands.Create(console))
+            root.Subcommands.Add(command);
         return root;
     }
 

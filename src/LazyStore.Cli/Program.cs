@@ -6,6 +6,6 @@ internal static class Program
     {
         using var stdin = Console.OpenStandardInput();
         using var stdout = Console.OpenStandardOutput();
-        return LazyStoreCommand.Run(args, new CliConsole(stdin, stdout, Console.Error));
+        return LazyStoreCommand.Run(args, new CliConsole(stdin, stdout, Console.Error, isTerminal: !Console.IsErrorRedirected));
     }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using LazyStore.Nix.Nar;
 
 namespace LazyStore.Cli.Commands;
@@ -73,9 +72,7 @@ internal static class NarCommands
                 console.Out.Write('\n');
                 return;
             }
-            var listing = new NarListingPrinter(console.Out, result.GetValue(longFormat), result.GetValue(recursive));
-            var relative = node is NarListingDirectory ? "." : components.Count == 0 ? "" : components[^1];
-            listing.Print(node, relative, showDirectory: result.GetValue(directory));
+            ListingPrinter.Print(console.Out, node, components, result.GetValue(longFormat), result.GetValue(recursive), result.GetValue(directory));
         });
         return command;
     }
@@ -114,7 +111,7 @@ internal static class NarCommands
         return command;
     }
 
-    private static IReadOnlyList<string> SplitInsidePath(string inside)
+    internal static IReadOnlyList<string> SplitInsidePath(string inside)
     {
         try
         {
@@ -148,46 +145,6 @@ internal static class NarCommands
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new CliException($"cannot open NAR '{file}': {e.Message}", e);
-        }
-    }
-
-    /// <summary>The plain and long text formats of <c>nix nar ls</c> (nix/ls.cc in Nix 2.8).</summary>
-    private sealed class NarListingPrinter(TextWriter output, bool longFormat, bool recursive)
-    {
-        public void Print(NarListingNode node, string relative, bool showDirectory)
-        {
-            if (node is NarListingDirectory directory && !showDirectory)
-            {
-                foreach (var (name, child) in directory.Entries)
-                    ShowFile(child, relative + "/" + name);
-            }
-            else
-            {
-                ShowFile(node, relative);
-            }
-        }
-
-        private void ShowFile(NarListingNode node, string relative)
-        {
-            if (longFormat)
-            {
-                var (mode, size) = node switch
-                {
-                    NarListingRegular r => (r.IsExecutable ? "-r-xr-xr-x" : "-r--r--r--", r.Size),
-                    NarListingSymlink => ("lrwxrwxrwx", 0L),
-                    _ => ("dr-xr-xr-x", 0L),
-                };
-                var line = string.Create(CultureInfo.InvariantCulture, $"{mode} {size,20} {relative}");
-                if (node is NarListingSymlink symlink)
-                    line += " -> " + symlink.Target;
-                output.Write(line + "\n");
-            }
-            else
-            {
-                output.Write(relative + "\n");
-            }
-            if (recursive && node is NarListingDirectory)
-                Print(node, relative, showDirectory: false);
         }
     }
 }

@@ -1,0 +1,129 @@
+using LazyStore.Nix;
+using LazyStore.Nix.Compression;
+using LazyStore.Tests.Support;
+
+namespace LazyStore.Tests.Cli;
+
+/// <summary><c>lazystore info / ls / cat / fetch / stats</c> over caches written by LazyStore's writer.</summary>
+public sealed class StoreCommandTests(OwnCaches caches) : IClassFixture<OwnCaches>, IDisposable
+{
+    private readonly TempDir _dir = new("lazystore-cli-");
+
+    private string[] Common(string cache) =>
+        ["--substituter", "file://" + cache, "--trusted-public-key", caches.Key.PublicKey.ToString(), "--state-dir", _dir.Sub("state")];
+
+    private CliResult Run(string cache, params string[] args) => CliRunner.Run([.. args, .. Common(cache)]);
+
+    private NarInfo Tree => caches.Infos(CompressionMethod.Xz)[0];
+
+    private string XzCache => caches.CacheDir(CompressionMethod.Xz);
+
+    private string SourceNar()
+    {
+        var nar = _dir.Sub("source.nar");
+        using var output = File.Create(nar);
+        LazyStore.Nix.Nar.NarWriter.Dump(caches.SourceTree, output);
+        return nar;
+    }
+
+    [Fact]
+    public void Info_shows_the_narinfo_the_cache_and_the_state()
+    {
+        var result = Run(XzCache, "info", Tree.StorePath.ToFullPath());
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains($"StorePath: {Tree.StorePath.ToFullPath()}\n", result.StdoutText);
+        Assert.Contains($"NarHash: {Tree.NarHash}\n", result.StdoutText);
+        Assert.Contains($"Cache: file://{XzCache}\n", result.StdoutText);
+        Assert.Contains("State: advertised", result.StdoutText);
+    }
+
+    [Theory]
+    [InlineData("-R")]
+    [InlineData("-lR")]
+    [InlineData("--json")]
+    [InlineData("-R --json")]
+    public void Ls_of_a_listed_path_matches_nar_ls_of_its_source_without_fetching(string flags)
+    {
+        var split = flags.Split(' ');
+        var expected = CliRunner.Run(["nar", "ls", .. split, SourceNar(), "/"]);
+        var actual = Run(XzCache, ["ls", .. split, Tree.StorePath.ToFullPath()]);
+        Assert.Equal(0, actual.ExitCode);
+        // Offsets are known only once the NAR itself was read; a listing's are never trusted.
+        Assert.Equal(System.Text.RegularExpressions.Regex.Replace(expected.StdoutText, ",\"narOffset\":[0-9]+", ""), actual.StdoutText);
+        Assert.Empty(Directory.EnumerateFiles(_dir.Sub("state/nars")));
+        Assert.Contains("State: listed", Run(XzCache, "info", Tree.StorePath.ToFullPath()).StdoutText);
+    }
+
+    [Fact]
+    public void Ls_of_a_subdirectory()
+    {
+        var expected = CliRunner.Run("nar", "ls", "-l", SourceNar(), "/names");
+        var actual = Run(XzCache, "ls", "-l", Tree.StorePath.ToFullPath() + "/names");
+        Assert.Equal(expected.StdoutText, actual.StdoutText);
+    }
+
+    [Fact]
+    public void Cat_prints_exactly_the_file_and_fetches_the_nar_once()
+    {
+        var large = caches.Infos(CompressionMethod.Zstd)[1];
+        var result = Run(caches.CacheDir(CompressionMethod.Zstd), "cat", large.StorePath.ToFullPath() + "/large.bin");
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(caches.SourceLarge, "large.bin")), result.Stdout);
+        Assert.Single(Directory.EnumerateFiles(_dir.Sub("state/nars")));
+        Assert.Contains("State: fetched", Run(caches.CacheDir(CompressionMethod.Zstd), "info", large.StorePath.ToFullPath()).StdoutText);
+    }
+
+    [Fact]
+    public void Cat_of_a_directory_or_missing_file_fails_with_one_line()
+    {
+        var directory = Run(XzCache, "cat", Tree.StorePath.ToFullPath() + "/names");
+        Assert.Equal(1, directory.ExitCode);
+        Assert.Equal($"error: cat: '{Tree.StorePath.ToFullPath()}/names' is a directory, not a regular file\n", directory.Stderr);
+        var missing = Run(XzCache, "cat", Tree.StorePath.ToFullPath() + "/nope");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("does not exist", missing.Stderr);
+    }
+
+    [Fact]
+    public void Fetch_closure_then_stats()
+    {
+        var referrer = caches.Infos(CompressionMethod.Xz)[2];
+        var fetch = Run(XzCache, "fetch", "--closure", referrer.StorePath.ToFullPath());
+        Assert.Equal(0, fetch.ExitCode);
+        foreach (var info in caches.Infos(CompressionMethod.Xz))
+            Assert.Contains($"fetched {info.StorePath.ToFullPath()}", fetch.Stderr);
+        Assert.Contains("3 of 3 paths fetched", fetch.Stderr);
+        Assert.Equal(3, Directory.EnumerateFiles(_dir.Sub("state/nars")).Count());
+
+        var stats = CliRunner.Run("stats", "--state-dir", _dir.Sub("state"));
+        Assert.Equal(0, stats.ExitCode);
+        Assert.Contains("NARs stored:                3\n", stats.StdoutText);
+        var downloaded = caches.Infos(CompressionMethod.Xz).Sum(i => (long)i.FileSize!.Value);
+        Assert.Contains($"bytes downloaded:           {downloaded} ", stats.StdoutText);
+        Assert.Contains("fetched / advertised:       100.0%", stats.StdoutText);
+    }
+
+    [Fact]
+    public void A_failed_fetch_prints_one_line_naming_the_path_the_cache_and_the_cause()
+    {
+        var cache = caches.Copy(CompressionMethod.Xz, _dir.Sub("bad-cache"));
+        CacheDamage.FlipByte(CacheDamage.NarFile(cache, Tree), 200);
+        var result = Run(cache, "cat", Tree.StorePath.ToFullPath() + "/plain.txt");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Empty(result.Stdout);
+        var line = Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"error: cannot fetch the NAR of {Tree.StorePath.ToFullPath()}: file://{cache}/nar/", line);
+        Assert.Contains("FileHash mismatch", line);
+    }
+
+    [Fact]
+    public void A_path_no_cache_has_is_reported_with_each_cache_answer()
+    {
+        var missing = "/nix/store/" + new string('0', 32) + "-missing";
+        var result = Run(XzCache, "info", missing);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"error: {missing} is not available from any substituter (file://{XzCache}: not found)\n", result.Stderr);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
