@@ -21,7 +21,12 @@ internal sealed record ScenarioResult(string Name, string What, long Bytes, doub
 
     public double? Ratio => BaselineRate is { } b ? OursRate / b : null;
 
-    public string Summary => Ratio is { } r
+    /// <summary>A figure other than a rate (peak memory, say), shown instead of LazyStore's throughput.</summary>
+    public string? Figure { get; init; }
+
+    public string Shown => Figure ?? $"{OursRate / 1e6:F0} MB/s";
+
+    public string Summary => Figure is not null ? $"{Name}: {Figure} (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}" : Ratio is { } r
         ? $"{Name}: {OursRate / 1e6:F0} MB/s vs {Baseline} {BaselineRate!.Value / 1e6:F0} MB/s = {r:F2}× (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}"
         : $"{Name}: {OursRate / 1e6:F0} MB/s (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}";
 }
