@@ -21,7 +21,7 @@ public abstract class BinaryCacheTransport : IDisposable
         };
 
     /// <summary>
-    /// A small file read whole, or null when the cache does not have it (HTTP 404 or 403, or no such file).
+    /// A small file read whole, or null when the cache does not have it (HTTP 404, 410 or 403, or no such file).
     /// Transient failures (5xx, connection resets, timeouts) are retried per <see cref="TransportOptions"/>;
     /// when retries run out, or the file is larger than <paramref name="maxBytes"/>, throws
     /// <see cref="BinaryCacheException"/>.
