@@ -127,3 +127,39 @@ public sealed class StoreCommandTests(OwnCaches caches) : IClassFixture<OwnCache
 
     public void Dispose() => _dir.Dispose();
 }
+
+/// <summary>The CLI over caches written by the real Nix, served on 127.0.0.1.</summary>
+public sealed class RealNixCacheCliTests(LazyStore.Tests.Nix.RealNixCaches caches) : IClassFixture<LazyStore.Tests.Nix.RealNixCaches>, IDisposable
+{
+    private readonly TempDir _dir = new("lazystore-cli-real-");
+
+    public static TheoryData<string> Compressions => new(LazyStore.Tests.Nix.RealNixCaches.Compressions);
+
+    private CliResult Run(LazyStore.Store.Serving.BinaryCacheServer server, params string[] args) => CliRunner.Run(
+        [.. args, "--substituter", server.BaseUri.ToString(), "--trusted-public-key", caches.TrustedKey.ToString(), "--state-dir", _dir.Sub("state")]);
+
+    [RealNixTheory]
+    [MemberData(nameof(Compressions))]
+    public void Ls_downloads_no_nar_and_cat_prints_exactly_the_file(string compression)
+    {
+        using var server = new LazyStore.Store.Serving.BinaryCacheServer(caches.CacheDir(compression));
+        var tree = caches.Paths[0];
+        var sourceNar = _dir.Sub("source.nar");
+        using (var output = File.Create(sourceNar))
+            LazyStore.Nix.Nar.NarWriter.Dump(caches.SourceTree, output);
+
+        var ls = Run(server, "ls", "-lR", tree);
+        Assert.Equal(0, ls.ExitCode);
+        Assert.Equal(CliRunner.Run("nar", "ls", "-lR", sourceNar, "/").StdoutText, ls.StdoutText);
+        Assert.Equal(0, server.CountRequests(p => p.StartsWith("nar/", StringComparison.Ordinal) || p.Contains("/nar/", StringComparison.Ordinal)));
+        Assert.Equal(1, server.CountRequests(p => p.EndsWith(".ls", StringComparison.Ordinal)));
+
+        var large = caches.Paths[1];
+        var cat = Run(server, "cat", large + "/large.bin");
+        Assert.Equal(0, cat.ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(caches.SourceLarge, "large.bin")), cat.Stdout);
+        Assert.Equal(1, server.CountRequests(p => p.Contains("nar/", StringComparison.Ordinal)));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}

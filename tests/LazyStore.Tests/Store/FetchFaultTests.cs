@@ -3,22 +3,34 @@ using LazyStore.Nix.Compression;
 using LazyStore.Nix.Nar;
 using LazyStore.Store.Catalog;
 using LazyStore.Store.Fetch;
+using LazyStore.Store.Serving;
 using LazyStore.Store.Substituters;
 using LazyStore.Tests.Support;
 
 namespace LazyStore.Tests.Store;
 
 /// <summary>
-/// Hostile or broken caches on disk: each case gets a clear error naming the cache and the cause, and
-/// nothing unverified is indexed or served.
+/// Hostile or broken caches served over loopback HTTP: each case gets a clear error naming the cache and
+/// the cause, and nothing unverified is indexed or served.
 /// </summary>
 public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>, IDisposable
 {
     private readonly TempDir _dir = new("lazystore-faults-");
+    private readonly Dictionary<string, BinaryCacheServer> _servers = [];
 
     private string Cache(CompressionMethod method, string name = "cache") => caches.Copy(method, _dir.Sub(name));
 
-    private StoreHarness Store(params string[] cacheDirs) => new(cacheDirs, [caches.Key.PublicKey]);
+    /// <summary>The loopback server serving a cache directory (started on first use).</summary>
+    private BinaryCacheServer Server(string cacheDir)
+    {
+        if (!_servers.TryGetValue(cacheDir, out var server))
+            _servers[cacheDir] = server = new BinaryCacheServer(cacheDir);
+        return server;
+    }
+
+    private string Url(string cacheDir) => Server(cacheDir).BaseUri.AbsoluteUri.TrimEnd('/');
+
+    private StoreHarness Store(params string[] cacheDirs) => new(cacheDirs.Select(Url), [caches.Key.PublicKey]);
 
     private static string Full(NarInfo info) => info.StorePath.ToFullPath();
 
@@ -52,7 +64,7 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         using var store = Store(cache);
         var e = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
         Assert.Contains("NarHash mismatch", e.Message);
-        Assert.Contains(cache, e.Message);
+        Assert.Contains(Url(cache), e.Message);
         store.AssertNothingStored(info);
         Assert.Contains(store.Engine.Catalog.GetFailures(info.NarHash.ToString()), f => f.Reason.Contains("NarHash mismatch"));
         await Assert.ThrowsAsync<NarUnavailableException>(() => store.ReadAllAsync(Full(info) + "/plain.txt"));
@@ -96,10 +108,10 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         {
             var e = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
             Assert.Contains("not signed", e.Message);
-            Assert.Contains(cache, e.Message);
+            Assert.Contains(Url(cache), e.Message);
             Assert.Null(store.Engine.Catalog.GetStorePath(info.StorePath.HashPart));
         }
-        using (var relaxed = new StoreHarness([cache], [], requireSignatures: false))
+        using (var relaxed = new StoreHarness([Url(cache)], [], requireSignatures: false))
             Assert.Equal(info.NarHash, (await relaxed.GetAsync(Full(info))).Info.NarHash);
     }
 
@@ -179,7 +191,7 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         store.AssertTreeMatches(nar, caches.SourceTree);
         Assert.Equal(2, store.Engine.Nars.DownloadsStarted);
         var failure = Assert.Single(store.Engine.Catalog.GetFailures(info.NarHash.ToString()));
-        Assert.Contains("bad", failure.Cache);
+        Assert.Equal(Url(bad), failure.Cache);
         Assert.Equal("hello\n", System.Text.Encoding.UTF8.GetString(await store.ReadAllAsync(Full(info) + "/plain.txt")));
     }
 
@@ -248,7 +260,7 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         File.WriteAllText(Path.Combine(preferred, "nix-cache-info"), "StoreDir: /nix/store\nPriority: 10\n");
         using var store = Store(first, preferred);
         var lazy = await store.GetAsync(Full(caches.Infos(CompressionMethod.Xz)[0]));
-        Assert.EndsWith("/preferred", lazy.CacheUrl);
+        Assert.Equal(Url(preferred), lazy.CacheUrl);
         Assert.Equal([10, 40], store.Engine.Substituters.Caches.Select(c => c.Priority));
     }
 
@@ -261,7 +273,7 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         var hidden = narinfo + ".hidden";
         File.Move(narinfo, hidden);
         var clock = new ManualClock();
-        using var store = new StoreHarness([cache], [caches.Key.PublicKey], time: clock);
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock);
 
         await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
         File.Move(hidden, narinfo);
@@ -287,6 +299,75 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         foreach (var bytes in await Task.WhenAll(reads))
             Assert.Equal(expected, bytes);
         Assert.Equal(1, store.Engine.Nars.DownloadsStarted);
+        Assert.Equal(1, Server(caches.CacheDir(CompressionMethod.Xz)).CountRequests(p => p.Contains(info.Url, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Server_errors_are_retried_and_the_fetch_then_succeeds()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        var server = Server(cache);
+        server.Faults = r => r.Attempt == 1 && (r.Path.EndsWith(".narinfo", StringComparison.Ordinal) || r.Path.Contains(info.Url, StringComparison.Ordinal))
+            ? new ServerFault.Status(500) : null;
+        using var store = Store(cache);
+        Assert.Equal("hello\n", System.Text.Encoding.UTF8.GetString(await store.ReadAllAsync(Full(info) + "/plain.txt")));
+        Assert.Equal(2, server.CountRequests(p => p.EndsWith(info.StorePath.HashPart + ".narinfo", StringComparison.Ordinal)));
+        Assert.Equal(2, server.CountRequests(p => p.Contains(info.Url, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_cache_failing_with_5xx_is_passed_over_for_the_next_one()
+    {
+        var broken = Cache(CompressionMethod.Xz, "broken");
+        var good = Cache(CompressionMethod.Zstd, "good");
+        Server(broken).Faults = r => r.Path.EndsWith(".narinfo", StringComparison.Ordinal) ? new ServerFault.Status(503) : null;
+        using var store = Store(broken, good);
+        var info = caches.Infos(CompressionMethod.Zstd)[0];
+        var lazy = await store.GetAsync(Full(info));
+        Assert.Equal(Url(good), lazy.CacheUrl);
+        Assert.Equal(StoreHarness.FastTransport.Attempts, Server(broken).CountRequests(p => p.EndsWith(".narinfo", StringComparison.Ordinal)));
+        Assert.Equal("hello\n", System.Text.Encoding.UTF8.GetString(await store.ReadAllAsync(Full(info) + "/plain.txt")));
+    }
+
+    [Fact]
+    public async Task A_path_missing_from_the_server_is_not_found()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        File.Delete(CacheDamage.NarInfoFile(cache, info));
+        using var store = Store(cache);
+        var e = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
+        Assert.Equal($"{Full(info)} is not available from any substituter ({Url(cache)}: not found)", e.Message);
+        Assert.Equal(404, Server(cache).Requests.Single(r => r.Path.EndsWith(".narinfo", StringComparison.Ordinal)).Status);
+    }
+
+    public static TheoryData<string> BodyFaults => new("reset", "truncate", "stall");
+
+    [Theory]
+    [MemberData(nameof(BodyFaults))]
+    public async Task A_download_broken_mid_body_keeps_nothing_and_a_later_fetch_succeeds(string fault)
+    {
+        var cache = Cache(CompressionMethod.Zstd);
+        var info = caches.Infos(CompressionMethod.Zstd)[1];
+        var half = (long)info.FileSize!.Value / 2;
+        var server = Server(cache);
+        server.Faults = r => r.Path.Contains(info.Url, StringComparison.Ordinal) ? fault switch
+        {
+            "reset" => new ServerFault.Reset(half),
+            "truncate" => new ServerFault.Truncate(half),
+            _ => new ServerFault.Stall(half),
+        } : null;
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey],
+            transport: StoreHarness.FastTransport with { ReadTimeout = TimeSpan.FromMilliseconds(500) });
+        var e = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
+        Assert.Contains(Url(cache) + "/" + info.Url, e.Message);
+        store.AssertNothingStored(info);
+        Assert.Contains(store.Engine.Catalog.GetFailures(info.NarHash.ToString()), f => f.Cache == Url(cache));
+
+        server.Faults = null;
+        var nar = await store.FetchAsync(Full(info));
+        store.AssertTreeMatches(nar, caches.SourceLarge);
     }
 
     [Fact]
@@ -301,7 +382,12 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         Assert.Equal(2, store.Engine.Nars.DownloadsStarted);
     }
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose()
+    {
+        foreach (var server in _servers.Values)
+            server.Dispose();
+        _dir.Dispose();
+    }
 }
 
 /// <summary>A clock the test moves by hand.</summary>
