@@ -46,15 +46,7 @@ public sealed class NarCache : IDisposable
         if (StoredBlob(key) is { } stored)
             return stored;
         var flight = _inFlight.GetOrAdd(key, k => new Lazy<Task<NarRecord>>(() => FetchOnceAsync(k, path)));
-        try
-        {
-            return await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (flight.Value.IsCompleted)
-                _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<NarRecord>>>(key, flight));
-        }
+        return await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The record of a NAR whose blob is committed and present on disk with the right size.</summary>
@@ -104,6 +96,9 @@ public sealed class NarCache : IDisposable
         finally
         {
             _downloadSlots.Release();
+            // Whether it succeeded or not, the next request starts from the catalog again; a request
+            // arriving in between finds the committed blob (or tries anew after a failure).
+            _inFlight.TryRemove(key, out _);
         }
     }
 
