@@ -163,3 +163,31 @@ public sealed class RealNixCacheCliTests(LazyStore.Tests.Nix.RealNixCaches cache
 
     public void Dispose() => _dir.Dispose();
 }
+
+/// <summary>Separate <c>lazystore</c> processes sharing one state directory.</summary>
+public sealed class SharedStateDirectoryTests(OwnCaches caches) : IClassFixture<OwnCaches>, IDisposable
+{
+    private readonly TempDir _dir = new("lazystore-shared-");
+
+    [Fact]
+    public async Task Concurrent_processes_fetch_into_one_state_directory_and_see_each_others_work()
+    {
+        using var server = new LazyStore.Store.Serving.BinaryCacheServer(caches.CacheDir(CompressionMethod.Zstd));
+        var infos = caches.Infos(CompressionMethod.Zstd);
+        string[] Common() => ["--substituter", server.BaseUri.ToString(), "--trusted-public-key", caches.Key.PublicKey.ToString(), "--state-dir", _dir.Sub("state")];
+        var runs = infos.Select(info => Task.Run(() => CliProcess.Run(["fetch", info.StorePath.ToFullPath(), .. Common()]))).ToArray();
+        foreach (var run in await Task.WhenAll(runs))
+            Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(infos.Count, Directory.EnumerateFiles(_dir.Sub("state/nars")).Count());
+        Assert.Empty(Directory.EnumerateFiles(_dir.Sub("state/tmp")));
+
+        // A third process reads what the others fetched without downloading anything.
+        var before = server.CountRequests(p => p.StartsWith("nar/", StringComparison.Ordinal));
+        var cat = CliProcess.Run(["cat", infos[0].StorePath.ToFullPath() + "/plain.txt", .. Common()]);
+        Assert.Equal("hello\n", cat.StdoutText);
+        Assert.Equal(before, server.CountRequests(p => p.StartsWith("nar/", StringComparison.Ordinal)));
+        Assert.Equal(infos.Count, server.CountRequests(p => p.StartsWith("nar/", StringComparison.Ordinal)));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
