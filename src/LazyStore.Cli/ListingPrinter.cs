@@ -1,7 +1,37 @@
+using System.CommandLine;
 using System.Globalization;
 using LazyStore.Nix.Nar;
 
 namespace LazyStore.Cli;
+
+/// <summary>The options of <c>nix nar ls</c> / <c>nix store ls</c>, and the output they choose.</summary>
+internal sealed class ListingOptions
+{
+    private readonly Option<bool> _recursive = new("--recursive", "-R") { Description = "List subdirectories recursively" };
+    private readonly Option<bool> _json = new("--json") { Description = "Print JSON, as nix nar ls --json" };
+    private readonly Option<bool> _long = new("--long", "-l") { Description = "Show type, size and symlink targets" };
+    private readonly Option<bool> _directory = new("--directory", "-d") { Description = "Show directories rather than their contents" };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(_recursive);
+        command.Options.Add(_json);
+        command.Options.Add(_long);
+        command.Options.Add(_directory);
+    }
+
+    /// <summary>Prints <paramref name="node"/>, found at <paramref name="components"/>, as the options ask.</summary>
+    public void Print(ParseResult result, TextWriter output, NarListingNode node, IReadOnlyList<string> components)
+    {
+        if (result.GetValue(_json))
+        {
+            output.Write(NarListing.ToJson(node, result.GetValue(_recursive)));
+            output.Write('\n');
+            return;
+        }
+        ListingPrinter.Print(output, node, components, result.GetValue(_long), result.GetValue(_recursive), result.GetValue(_directory));
+    }
+}
 
 /// <summary>The plain and long text formats of <c>nix nar ls</c> (nix/ls.cc in Nix 2.8).</summary>
 internal sealed class ListingPrinter(TextWriter output, bool longFormat, bool recursive)

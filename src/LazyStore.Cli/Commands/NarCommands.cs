@@ -53,11 +53,9 @@ internal static class NarCommands
     {
         var narFile = new Argument<string>("NAR") { Description = "The NAR file" };
         var path = new Argument<string>("PATH") { Description = "Absolute path inside the NAR", DefaultValueFactory = _ => "/" };
-        var recursive = new Option<bool>("--recursive", "-R") { Description = "List subdirectories recursively" };
-        var json = new Option<bool>("--json") { Description = "Print JSON, as nix nar ls --json" };
-        var longFormat = new Option<bool>("--long", "-l") { Description = "Show type, size and symlink targets" };
-        var directory = new Option<bool>("--directory", "-d") { Description = "Show directories rather than their contents" };
-        var command = new Command("ls", "List the contents of a NAR, as nix nar ls does") { narFile, path, recursive, json, longFormat, directory };
+        var listing = new ListingOptions();
+        var command = new Command("ls", "List the contents of a NAR, as nix nar ls does") { narFile, path };
+        listing.AddTo(command);
         command.SetAction(result =>
         {
             var file = result.GetValue(narFile)!;
@@ -66,13 +64,7 @@ internal static class NarCommands
             var root = ReadListing(file);
             var node = NarListing.Find(root, components)
                 ?? throw new CliException($"nar ls: {file}: path '{inside}' does not exist");
-            if (result.GetValue(json))
-            {
-                console.Out.Write(NarListing.ToJson(node, result.GetValue(recursive)));
-                console.Out.Write('\n');
-                return;
-            }
-            ListingPrinter.Print(console.Out, node, components, result.GetValue(longFormat), result.GetValue(recursive), result.GetValue(directory));
+            listing.Print(result, console.Out, node, components);
         });
         return command;
     }

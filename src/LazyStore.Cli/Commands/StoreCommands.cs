@@ -29,9 +29,8 @@ internal static class StoreCommands
         options.AddTo(command);
         command.SetAction(result =>
         {
-            using var engine = options.OpenEngine(result);
-            var (storePath, _) = Parse(engine, result.GetValue(path)!);
-            var lazy = Wait(engine.GetPathAsync(storePath, register: false, CancellationToken.None));
+            var (engine, lazy, _) = OpenPath(options, result, result.GetValue(path)!);
+            using var _ = engine;
             var output = console.Out;
             output.Write(lazy.Info.ToString());
             output.Write($"Cache: {lazy.CacheUrl}\n");
@@ -55,31 +54,19 @@ internal static class StoreCommands
     {
         var options = new StoreOptions();
         var path = new Argument<string>("STORE-PATH[/SUB]") { Description = "A store path, optionally with a path inside it" };
-        var recursive = new Option<bool>("--recursive", "-R") { Description = "List subdirectories recursively" };
-        var json = new Option<bool>("--json") { Description = "Print JSON, as nix store ls --json" };
-        var longFormat = new Option<bool>("--long", "-l") { Description = "Show type, size and symlink targets" };
-        var directory = new Option<bool>("--directory", "-d") { Description = "Show directories rather than their contents" };
-        var command = new Command("ls", "List a store path from its listing or index; no NAR is downloaded when the cache has a listing")
-        {
-            path, recursive, json, longFormat, directory,
-        };
+        var listing = new ListingOptions();
+        var command = new Command("ls", "List a store path from its listing or index; no NAR is downloaded when the cache has a listing") { path };
+        listing.AddTo(command);
         options.AddTo(command);
         command.SetAction(result =>
         {
-            using var engine = options.OpenEngine(result);
             var argument = result.GetValue(path)!;
-            var (storePath, inside) = Parse(engine, argument);
-            var lazy = Wait(engine.GetPathAsync(storePath, register: false, CancellationToken.None));
+            var (engine, lazy, inside) = OpenPath(options, result, argument);
+            using var _ = engine;
             var nar = Wait(engine.EnsureTreeAsync(lazy, fetchIfUnlisted: true, CancellationToken.None));
             var root = NarIndexEntry.ToListing(engine.Catalog.GetTree(nar.Id));
             var node = NarListing.Find(root, inside) ?? throw new CliException($"ls: '{argument}' does not exist");
-            if (result.GetValue(json))
-            {
-                console.Out.Write(NarListing.ToJson(node, result.GetValue(recursive)));
-                console.Out.Write('\n');
-                return;
-            }
-            ListingPrinter.Print(console.Out, node, inside, result.GetValue(longFormat), result.GetValue(recursive), result.GetValue(directory));
+            listing.Print(result, console.Out, node, inside);
         });
         return command;
     }
@@ -92,10 +79,9 @@ internal static class StoreCommands
         options.AddTo(command);
         command.SetAction(result =>
         {
-            using var engine = options.OpenEngine(result);
             var argument = result.GetValue(path)!;
-            var (storePath, inside) = Parse(engine, argument);
-            var lazy = Wait(engine.GetPathAsync(storePath, register: false, CancellationToken.None));
+            var (engine, lazy, inside) = OpenPath(options, result, argument);
+            using var _ = engine;
             var nar = Wait(engine.EnsureFetchedAsync(lazy, CancellationToken.None));
             var entry = engine.Resolve(nar, inside) ?? throw new CliException($"cat: '{argument}' does not exist");
             if (entry.Type != NarEntryType.Regular)
@@ -195,6 +181,22 @@ internal static class StoreCommands
             unit++;
         }
         return string.Create(CultureInfo.InvariantCulture, $"{value:0.#} {units[unit]}");
+    }
+
+    /// <summary>Opens the engine and looks up the store path an argument names (tier 1); the caller disposes the engine.</summary>
+    private static (LazyStoreEngine Engine, LazyPath Path, IReadOnlyList<string> Inside) OpenPath(StoreOptions options, ParseResult result, string argument)
+    {
+        var engine = options.OpenEngine(result);
+        try
+        {
+            var (storePath, inside) = Parse(engine, argument);
+            return (engine, Wait(engine.GetPathAsync(storePath, register: false, CancellationToken.None)), inside);
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
     }
 
     private static (StorePath Path, IReadOnlyList<string> Inside) Parse(LazyStoreEngine engine, string argument)
