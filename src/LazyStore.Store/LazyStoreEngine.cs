@@ -104,7 +104,9 @@ public sealed class LazyStoreEngine : IDisposable
         var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
         if (nar.Tree != NarTree.None)
             return nar;
-        if (Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is { } cache)
+        // "No listing" is remembered like a negative narinfo lookup, so repeated stats do not ask again.
+        var recentlyMissing = nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds;
+        if (!recentlyMissing && Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is { } cache)
         {
             try
             {
@@ -118,6 +120,7 @@ public sealed class LazyStoreEngine : IDisposable
             {
                 // A listing is an optimisation: a missing, unreachable or malformed one means reading the NAR.
             }
+            Catalog.MarkListingMissing(nar.Id);
         }
         return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
     }

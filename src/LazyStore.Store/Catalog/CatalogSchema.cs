@@ -84,6 +84,11 @@ internal static class CatalogSchema
         );
         CREATE INDEX fetch_failures_by_nar ON fetch_failures(nar_hash);
         """,
+
+        // 2: when a cache last had no listing for a NAR, so tree lookups do not ask again and again.
+        """
+        ALTER TABLE nars ADD COLUMN listing_missing_at INTEGER;
+        """,
     ];
 
     public static int CurrentVersion => Migrations.Length;

@@ -120,7 +120,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     {
         using var command = Command(connection,
             """
-            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size
+            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at
             FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
             """, ("$hash", hashPart));
         using var reader = command.ExecuteReader();
@@ -131,19 +131,28 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             reader.GetString(1),
             reader.GetString(2),
             reader.GetInt64(3) != 0,
-            new NarRecord(reader.GetInt64(4), reader.GetString(5), reader.GetInt64(6), (NarTree)reader.GetInt32(7),
-                reader.IsDBNull(8) ? null : reader.GetInt64(8)));
+            ReadNar(reader, 4));
     }
 
     public NarRecord? GetNar(string narHash)
     {
         using var connection = State.OpenConnection();
-        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
+        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
         using var reader = command.ExecuteReader();
-        if (!reader.Read())
-            return null;
-        return new NarRecord(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), (NarTree)reader.GetInt32(3),
-            reader.IsDBNull(4) ? null : reader.GetInt64(4));
+        return reader.Read() ? ReadNar(reader, 0) : null;
+    }
+
+    private static NarRecord ReadNar(SqliteDataReader reader, int first) =>
+        new(reader.GetInt64(first), reader.GetString(first + 1), reader.GetInt64(first + 2), (NarTree)reader.GetInt32(first + 3),
+            reader.IsDBNull(first + 4) ? null : reader.GetInt64(first + 4),
+            reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5));
+
+    /// <summary>Remembers that the cache had no (usable) listing for a NAR just now.</summary>
+    public void MarkListingMissing(long narId)
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection, "UPDATE nars SET listing_missing_at = $now WHERE id = $id", ("$now", Now), ("$id", narId));
+        command.ExecuteNonQuery();
     }
 
     /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
@@ -384,7 +393,7 @@ public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
 
 public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
 
-public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize)
+public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize, long? ListingMissingAt = null)
 {
     public bool IsFetched => BlobSize is not null;
 }

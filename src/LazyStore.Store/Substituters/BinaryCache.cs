@@ -37,7 +37,7 @@ public sealed class BinaryCache : IDisposable
     public void Apply(NixCacheInfo? info, StoreDirectory storeDirectory)
     {
         if (info?.StoreDirectory is { } theirs && !theirs.Equals(storeDirectory))
-            throw new BinaryCacheException(_transport.Resolve(NixCacheInfo.FileName),
+            throw new CacheRefusedException(_transport.Resolve(NixCacheInfo.FileName),
                 $"binary cache is for Nix stores with prefix '{theirs.Path}', not '{storeDirectory.Path}'");
         Priority = info?.Priority ?? DefaultPriority;
     }
@@ -55,7 +55,7 @@ public sealed class BinaryCache : IDisposable
         }
         catch (MetadataFormatException e)
         {
-            throw new BinaryCacheException(_transport.Resolve(NixCacheInfo.FileName), e.Message, e);
+            throw new CacheRefusedException(_transport.Resolve(NixCacheInfo.FileName), e.Message, e);
         }
     }
 
@@ -168,6 +168,9 @@ public sealed class BinaryCache : IDisposable
 
 /// <summary>A cache served a narinfo that cannot be accepted: malformed, for another path, or pointing outside the cache.</summary>
 public sealed class NarInfoRejectedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);
+
+/// <summary>A cache that must not be used at all: it serves another store directory, or its nix-cache-info is malformed.</summary>
+public sealed class CacheRefusedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);
 
 /// <summary>A cache served a listing that is not a valid NAR tree.</summary>
 public sealed class ListingRejectedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);

@@ -47,8 +47,10 @@ public sealed class SubstituterSet : IDisposable
 
     /// <summary>
     /// Reads each cache's nix-cache-info (or the remembered copy) and orders the caches by priority, lower
-    /// first, keeping the configured order among equals. A cache that refuses to serve our store directory
-    /// or cannot be reached is left out of every lookup, and the reason is kept for error messages.
+    /// first, keeping the configured order among equals. A cache for another store directory, or with a
+    /// malformed nix-cache-info, is left out of every lookup and the reason kept for error messages; one
+    /// that cannot be reached now keeps the default priority and is asked again on each lookup, so a
+    /// long-running mount survives a cache that was down when it started.
     /// </summary>
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -91,9 +93,13 @@ public sealed class SubstituterSet : IDisposable
             if (info is not null)
                 _catalog.PutCacheInfo(cache.Url, info);
         }
-        catch (BinaryCacheException e)
+        catch (CacheRefusedException e)
         {
             _unusable[cache.Url] = e.Reason;
+        }
+        catch (BinaryCacheException)
+        {
+            // Unreachable for now: lookups report their own failures against it.
         }
     }
 

@@ -209,6 +209,24 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         store.AssertTreeMatches(nar, caches.SourceTree);
     }
 
+    [Fact]
+    public async Task A_missing_listing_is_not_asked_for_again_within_the_negative_ttl()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        File.Delete(Path.Combine(cache, info.StorePath.HashPart + ".ls"));
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock);
+        var lazy = await store.GetAsync(Full(info));
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(NarTree.None, (await store.Engine.EnsureTreeAsync(lazy, fetchIfUnlisted: false, CancellationToken.None)).Tree);
+        int Asked() => Server(cache).CountRequests(p => p.EndsWith(".ls", StringComparison.Ordinal));
+        Assert.Equal(1, Asked());
+        clock.Advance(TimeSpan.FromSeconds(3601));
+        await store.Engine.EnsureTreeAsync(lazy, fetchIfUnlisted: false, CancellationToken.None);
+        Assert.Equal(2, Asked());
+    }
+
     [Theory]
     [InlineData("br")]
     [InlineData("xz")]
@@ -328,6 +346,20 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         Assert.Equal(Url(good), lazy.CacheUrl);
         Assert.Equal(StoreHarness.FastTransport.Attempts, Server(broken).CountRequests(p => p.EndsWith(".narinfo", StringComparison.Ordinal)));
         Assert.Equal("hello\n", System.Text.Encoding.UTF8.GetString(await store.ReadAllAsync(Full(info) + "/plain.txt")));
+    }
+
+    [Fact]
+    public async Task A_cache_down_at_start_is_used_once_it_answers()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        var server = Server(cache);
+        server.Faults = _ => new ServerFault.Status(502);
+        using var store = Store(cache);
+        var e = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
+        Assert.Contains("502", e.Message);
+        server.Faults = null;
+        Assert.Equal(info.NarHash, (await store.GetAsync(Full(info))).Info.NarHash);
     }
 
     [Fact]

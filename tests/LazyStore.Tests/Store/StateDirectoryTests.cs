@@ -25,6 +25,24 @@ public class StateDirectoryTests(OwnCaches caches) : IClassFixture<OwnCaches>
     }
 
     [Fact]
+    public void A_version_1_database_is_migrated_keeping_its_rows()
+    {
+        using var dir = new TempDir();
+        var state = StateDirectory.Open(dir.Sub("state"));
+        new StoreCatalog(state).PutNarInfoLookup("file:///c", "x", "kept");
+        using (var connection = state.OpenConnection())
+            Scalar(connection, "ALTER TABLE nars DROP COLUMN listing_missing_at; PRAGMA user_version = 1;");
+        SqliteConnection.ClearAllPools();
+        var migrated = StateDirectory.Open(dir.Sub("state"));
+        using (var connection = migrated.OpenConnection())
+        {
+            Assert.Equal("2", Scalar(connection, "PRAGMA user_version"));
+            Assert.Equal("1", Scalar(connection, "SELECT count(*) FROM pragma_table_info('nars') WHERE name = 'listing_missing_at'"));
+        }
+        Assert.Equal("kept", new StoreCatalog(migrated).GetNarInfoLookup("file:///c", "x")!.NarInfo);
+    }
+
+    [Fact]
     public void A_database_from_a_newer_lazystore_is_refused()
     {
         using var dir = new TempDir();
