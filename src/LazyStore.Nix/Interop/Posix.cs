@@ -18,14 +18,47 @@ public enum PosixFileType
 /// <summary>The subset of lstat(2) that NAR serialisation needs.</summary>
 public readonly record struct PosixFileStatus(PosixFileType Type, int Mode, long Size);
 
+/// <summary>A timestamp as the kernel keeps it.</summary>
+public readonly record struct PosixTime(long Seconds, uint Nanoseconds);
+
+/// <summary>Everything statx(2) reports that a file system needs to pass on.</summary>
+public readonly record struct PosixStat(
+    ulong Inode, ulong Device, uint Mode, uint LinkCount, uint Uid, uint Gid, ulong RDevice,
+    long Size, long Blocks, uint BlockSize, PosixTime Access, PosixTime Modification, PosixTime Change)
+{
+    public PosixFileType Type => (PosixFileType)(Mode & 0xF000);
+}
+
+/// <summary>A failed system call: which, on what, and errno.</summary>
+public sealed class PosixException(string call, string? subject, int errno)
+    : IOException($"{call}{(subject is null ? "" : $" '{subject}'")}: {Marshal.GetPInvokeErrorMessage(errno)}", errno)
+{
+    public int Errno { get; } = errno;
+}
+
 /// <summary>
-/// glibc bindings. statx is used rather than stat because its struct layout is the same on every
-/// architecture, so no per-ABI struct definitions are needed.
+/// glibc bindings: statx for NAR serialisation, and the *at calls the overlay's pass-through to the
+/// lower store directory is built on (every path relative to a directory descriptor, so the lower
+/// directory stays reachable after a mount covers it). statx is used rather than stat because its
+/// struct layout is the same on every architecture.
 /// </summary>
 public static partial class Posix
 {
-    private const int AtFdCwd = -100;
-    private const int AtSymlinkNoFollow = 0x100;
+    public const int AtFdCwd = -100;
+    public const int AtSymlinkNoFollow = 0x100;
+    public const int AtRemoveDir = 0x200;
+    public const int AtEmptyPath = 0x1000;
+    public const int OReadOnly = 0;
+    public const int OWriteOnly = 1;
+    public const int OReadWrite = 2;
+    public const int OCreate = 0x40;
+    public const int OExclusive = 0x80;
+    public const int ONoFollow = 0x20000;
+    public const int ODirectory = 0x10000;
+    public const int OPath = 0x200000;
+    public const int OCloseOnExec = 0x80000;
+    public const long UtimeNow = (1L << 30) - 1;
+    public const long UtimeOmit = (1L << 30) - 2;
     private const uint StatxBasicStats = 0x7ff;
 
     /// <summary>lstat(2): the status of <paramref name="path"/> itself, not of a symlink's target.</summary>
@@ -40,17 +73,160 @@ public static partial class Posix
         return new PosixFileStatus((PosixFileType)(buffer.Mode & 0xF000), buffer.Mode & 0xFFF, (long)buffer.Size);
     }
 
+    /// <summary>statx(2) of <paramref name="path"/> relative to <paramref name="dirfd"/> (with AT_EMPTY_PATH and "", of the fd itself); never follows a final symlink.</summary>
+    public static PosixStat StatAt(int dirfd, string path)
+    {
+        if (statx(dirfd, path, AtSymlinkNoFollow | (path.Length == 0 ? AtEmptyPath : 0), StatxBasicStats, out var b) != 0)
+            throw Fail("statx", path);
+        return new PosixStat(b.Inode, MakeDevice(b.DevMajor, b.DevMinor), b.Mode, b.LinkCount, b.Uid, b.Gid,
+            MakeDevice(b.RDevMajor, b.RDevMinor), (long)b.Size, (long)b.Blocks, b.BlockSize,
+            new PosixTime(b.AtimeSec, b.AtimeNsec), new PosixTime(b.MtimeSec, b.MtimeNsec), new PosixTime(b.CtimeSec, b.CtimeNsec));
+    }
+
+    /// <summary>glibc's makedev: the dev_t encoding of a major and minor number (sys/sysmacros.h).</summary>
+    public static ulong MakeDevice(uint major, uint minor) =>
+        ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
+
+    /// <summary>openat(2); the caller owns the returned descriptor.</summary>
+    public static SafeFileDescriptor OpenAt(int dirfd, string path, int flags, uint mode = 0)
+    {
+        var fd = openat(dirfd, path, flags | OCloseOnExec, mode);
+        return fd < 0 ? throw Fail("open", path) : new SafeFileDescriptor(fd);
+    }
+
+    public static void MakeDirectoryAt(int dirfd, string path, uint mode) => Check(mkdirat(dirfd, path, mode), "mkdir", path);
+
+    public static void MakeNodeAt(int dirfd, string path, uint mode, ulong device) => Check(mknodat(dirfd, path, mode, device), "mknod", path);
+
+    public static void UnlinkAt(int dirfd, string path, bool directory) => Check(unlinkat(dirfd, path, directory ? AtRemoveDir : 0), directory ? "rmdir" : "unlink", path);
+
+    public static void RenameAt(int oldDirfd, string oldPath, int newDirfd, string newPath, uint flags) =>
+        Check(renameat2(oldDirfd, oldPath, newDirfd, newPath, flags), "rename", oldPath);
+
+    public static void SymlinkAt(string target, int dirfd, string path) => Check(symlinkat(target, dirfd, path), "symlink", path);
+
+    public static void LinkAt(int oldDirfd, string oldPath, int newDirfd, string newPath, int flags) =>
+        Check(linkat(oldDirfd, oldPath, newDirfd, newPath, flags), "link", newPath);
+
+    public static void ChownAt(int dirfd, string path, uint uid, uint gid, int flags) => Check(fchownat(dirfd, path, uid, gid, flags), "chown", path);
+
+    public static void ChmodAt(int dirfd, string path, uint mode) => Check(fchmodat(dirfd, path, mode, 0), "chmod", path);
+
+    public static void Truncate(string path, long length) => Check(truncate(path, length), "truncate", path);
+
+    /// <summary>utimensat(2); a time of <see cref="UtimeOmit"/> nanoseconds leaves it, <see cref="UtimeNow"/> sets it to now.</summary>
+    public static unsafe void SetTimesAt(int dirfd, string path, PosixTime access, PosixTime modification, int flags)
+    {
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Seconds = access.Seconds, Nanoseconds = access.Nanoseconds };
+        times[1] = new Timespec { Seconds = modification.Seconds, Nanoseconds = modification.Nanoseconds };
+        Check(utimensat(dirfd, path, times, flags), "utimensat", path);
+    }
+
+    /// <summary>readlinkat(2): a symlink's target as bytes (targets need not be UTF-8).</summary>
+    public static unsafe byte[] ReadLinkAt(int dirfd, string path)
+    {
+        var buffer = new byte[4096];
+        fixed (byte* p = buffer)
+        {
+            var n = readlinkat(dirfd, path, p, (nuint)buffer.Length);
+            if (n < 0)
+                throw Fail("readlink", path);
+            return buffer.AsSpan(0, (int)n).ToArray();
+        }
+    }
+
+    private static void Check(int result, string call, string? subject)
+    {
+        if (result != 0)
+            throw Fail(call, subject);
+    }
+
+    private static PosixException Fail(string call, string? subject) => new(call, subject, Marshal.GetLastPInvokeError());
+
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int statx(int dirfd, string path, int flags, uint mask, out Statx buffer);
 
-    /// <summary>struct statx from linux/stat.h (256 bytes); only the fields read here are named.</summary>
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int openat(int dirfd, string path, int flags, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int close(int fd);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int mkdirat(int dirfd, string path, uint mode);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int mknodat(int dirfd, string path, uint mode, ulong device);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int unlinkat(int dirfd, string path, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int renameat2(int oldDirfd, string oldPath, int newDirfd, string newPath, uint flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int symlinkat(string target, int dirfd, string path);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int linkat(int oldDirfd, string oldPath, int newDirfd, string newPath, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int fchownat(int dirfd, string path, uint uid, uint gid, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int fchmodat(int dirfd, string path, uint mode, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int truncate(string path, long length);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int utimensat(int dirfd, string path, Timespec* times, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial nint readlinkat(int dirfd, string path, byte* buffer, nuint size);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>struct statx from linux/stat.h (256 bytes, the same on every architecture).</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]
     private struct Statx
     {
-        [FieldOffset(28)]
-        public ushort Mode;
-
-        [FieldOffset(40)]
-        public ulong Size;
+        [FieldOffset(4)] public uint BlockSize;
+        [FieldOffset(16)] public uint LinkCount;
+        [FieldOffset(20)] public uint Uid;
+        [FieldOffset(24)] public uint Gid;
+        [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(32)] public ulong Inode;
+        [FieldOffset(40)] public ulong Size;
+        [FieldOffset(48)] public ulong Blocks;
+        [FieldOffset(64)] public long AtimeSec;
+        [FieldOffset(72)] public uint AtimeNsec;
+        [FieldOffset(96)] public long CtimeSec;
+        [FieldOffset(104)] public uint CtimeNsec;
+        [FieldOffset(112)] public long MtimeSec;
+        [FieldOffset(120)] public uint MtimeNsec;
+        [FieldOffset(128)] public uint RDevMajor;
+        [FieldOffset(132)] public uint RDevMinor;
+        [FieldOffset(136)] public uint DevMajor;
+        [FieldOffset(140)] public uint DevMinor;
     }
+}
+
+/// <summary>An owned file descriptor (including O_PATH descriptors, which FileStream cannot hold).</summary>
+public sealed class SafeFileDescriptor : SafeHandle
+{
+    public SafeFileDescriptor(int fd)
+        : base(-1, ownsHandle: true) => SetHandle(fd);
+
+    public int Fd => (int)handle;
+
+    public override bool IsInvalid => handle == -1;
+
+    protected override bool ReleaseHandle() => Posix.close((int)handle) == 0;
 }
