@@ -29,6 +29,13 @@ public readonly record struct PosixStat(
     public PosixFileType Type => (PosixFileType)(Mode & 0xF000);
 }
 
+/// <summary>One directory entry as readdir(3) returns it; <see cref="Cookie"/> resumes after it.</summary>
+public readonly record struct PosixDirectoryEntry(string Name, ulong Inode, PosixFileType Type, long Cookie);
+
+/// <summary>What statvfs(3) reports of a file system.</summary>
+public readonly record struct PosixFileSystemStat(ulong BlockSize, ulong FragmentSize, ulong Blocks, ulong BlocksFree,
+    ulong BlocksAvailable, ulong Files, ulong FilesFree, ulong NameMax);
+
 /// <summary>A failed system call: which, on what, and errno.</summary>
 public sealed class PosixException(string call, string? subject, int errno)
     : IOException($"{call}{(subject is null ? "" : $" '{subject}'")}: {Marshal.GetPInvokeErrorMessage(errno)}", errno)
@@ -48,7 +55,7 @@ public static partial class Posix
     public const int AtSymlinkNoFollow = 0x100;
     public const int AtRemoveDir = 0x200;
     public const int AtEmptyPath = 0x1000;
-    public const int OReadOnly = 0;
+    public const int ORead = 0;
     public const int OWriteOnly = 1;
     public const int OReadWrite = 2;
     public const int OCreate = 0x40;
@@ -136,6 +143,86 @@ public static partial class Posix
         }
     }
 
+    /// <summary>
+    /// The entries of a directory from <paramref name="cookie"/> on (0 = the start), with the cookie that
+    /// resumes after each (telldir values, as FUSE readdir offsets). "." and ".." are included, as readdir
+    /// returns them.
+    /// </summary>
+    public static unsafe List<PosixDirectoryEntry> ReadDirectory(int dirfd, string path, long cookie, int maxEntries)
+    {
+        var fd = openat(dirfd, path, ORead | ODirectory | OCloseOnExec, 0);
+        if (fd < 0)
+            throw Fail("opendir", path);
+        var dir = fdopendir(fd);
+        if (dir == 0)
+        {
+            var error = Fail("opendir", path);
+            close(fd);
+            throw error;
+        }
+        try
+        {
+            if (cookie != 0)
+                seekdir(dir, cookie);
+            var entries = new List<PosixDirectoryEntry>();
+            while (entries.Count < maxEntries)
+            {
+                Marshal.SetLastPInvokeError(0);
+                var entry = (Dirent*)readdir(dir);
+                if (entry == null)
+                {
+                    if (Marshal.GetLastPInvokeError() != 0)
+                        throw Fail("readdir", path);
+                    break;
+                }
+                var name = new ReadOnlySpan<byte>(entry->Name, 256);
+                name = name[..name.IndexOf((byte)0)];
+                entries.Add(new PosixDirectoryEntry(System.Text.Encoding.UTF8.GetString(name), entry->Inode, (PosixFileType)(entry->Type << 12), entry->Offset));
+            }
+            return entries;
+        }
+        finally
+        {
+            closedir(dir);
+        }
+    }
+
+    /// <summary>fstatvfs(2) of a descriptor's file system.</summary>
+    public static PosixFileSystemStat StatFileSystem(int fd)
+    {
+        if (fstatvfs(fd, out var b) != 0)
+            throw Fail("statvfs", null);
+        return new PosixFileSystemStat(b.BlockSize, b.FragmentSize, b.Blocks, b.BlocksFree, b.BlocksAvailable, b.Files, b.FilesFree, b.NameMax);
+    }
+
+    /// <summary>lgetxattr(2); with an empty buffer, the size the value needs.</summary>
+    public static unsafe int GetExtendedAttribute(string path, string name, Span<byte> value)
+    {
+        fixed (byte* p = value)
+        {
+            var n = lgetxattr(path, name, p, (nuint)value.Length);
+            return n < 0 ? throw Fail("getxattr", name) : (int)n;
+        }
+    }
+
+    /// <summary>llistxattr(2): NUL-terminated names; with an empty buffer, the size they need.</summary>
+    public static unsafe int ListExtendedAttributes(string path, Span<byte> names)
+    {
+        fixed (byte* p = names)
+        {
+            var n = llistxattr(path, p, (nuint)names.Length);
+            return n < 0 ? throw Fail("listxattr", path) : (int)n;
+        }
+    }
+
+    public static unsafe void SetExtendedAttribute(string path, string name, ReadOnlySpan<byte> value, int flags)
+    {
+        fixed (byte* p = value)
+            Check(lsetxattr(path, name, p, (nuint)value.Length, flags), "setxattr", name);
+    }
+
+    public static void RemoveExtendedAttribute(string path, string name) => Check(lremovexattr(path, name), "removexattr", name);
+
     private static void Check(int result, string call, string? subject)
     {
         if (result != 0)
@@ -185,6 +272,62 @@ public static partial class Posix
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial nint readlinkat(int dirfd, string path, byte* buffer, nuint size);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint fdopendir(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint readdir(nint dir);
+
+    [LibraryImport("libc")]
+    private static partial void seekdir(nint dir, long position);
+
+    [LibraryImport("libc")]
+    private static partial int closedir(nint dir);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fstatvfs(int fd, out Statvfs buffer);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial nint lgetxattr(string path, string name, byte* value, nuint size);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial nint llistxattr(string path, byte* names, nuint size);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int lsetxattr(string path, string name, byte* value, nuint size, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int lremovexattr(string path, string name);
+
+    /// <summary>struct dirent (64-bit glibc): d_ino, d_off, d_reclen, d_type, d_name[256].</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct Dirent
+    {
+        public ulong Inode;
+        public long Offset;
+        public ushort RecordLength;
+        public byte Type;
+        public fixed byte Name[256];
+    }
+
+    /// <summary>struct statvfs (64-bit glibc).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct Statvfs
+    {
+        public ulong BlockSize;
+        public ulong FragmentSize;
+        public ulong Blocks;
+        public ulong BlocksFree;
+        public ulong BlocksAvailable;
+        public ulong Files;
+        public ulong FilesFree;
+        public ulong FilesAvailable;
+        public ulong FileSystemId;
+        public ulong Flags;
+        public ulong NameMax;
+        public fixed int Spare[6];
+    }
 
     [StructLayout(LayoutKind.Sequential)]
     private struct Timespec

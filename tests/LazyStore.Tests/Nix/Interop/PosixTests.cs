@@ -72,6 +72,60 @@ public sealed class PosixTests : IDisposable
     }
 
     [Fact]
+    public void Reading_a_directory_in_pieces_resumes_at_each_cookie_and_sees_every_entry_once()
+    {
+        var names = Enumerable.Range(0, 300).Select(i => $"entry-{i:D3}-\u00e9").ToList();
+        foreach (var name in names)
+            File.WriteAllText(_dir.Sub(name), name);
+        Directory.CreateDirectory(_dir.Sub("sub"));
+        using var dir = Posix.OpenAt(Posix.AtFdCwd, _dir.Path, Posix.OPath | Posix.ODirectory);
+        var seen = new List<PosixDirectoryEntry>();
+        long cookie = 0;
+        while (true)
+        {
+            var piece = Posix.ReadDirectory(dir.Fd, ".", cookie, maxEntries: 37);
+            if (piece.Count == 0)
+                break;
+            seen.AddRange(piece);
+            cookie = piece[^1].Cookie;
+        }
+        Assert.Equal(new[] { ".", "..", "sub" }.Concat(names).Order(StringComparer.Ordinal), seen.Select(e => e.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(PosixFileType.Directory, seen.Single(e => e.Name == "sub").Type);
+        var first = seen.Single(e => e.Name == names[0]);
+        Assert.Equal(PosixFileType.Regular, first.Type);
+        Assert.Equal(Posix.StatAt(dir.Fd, names[0]).Inode, first.Inode);
+    }
+
+    [Fact]
+    public void File_system_statistics_and_extended_attributes()
+    {
+        using var dir = Posix.OpenAt(Posix.AtFdCwd, _dir.Path, Posix.OPath | Posix.ODirectory);
+        using var readable = Posix.OpenAt(dir.Fd, ".", Posix.ORead | Posix.ODirectory);
+        var fs = Posix.StatFileSystem(readable.Fd);
+        Assert.True(fs.Blocks > 0 && fs.BlocksFree <= fs.Blocks && fs.NameMax >= 255);
+
+        var file = _dir.Sub("x");
+        File.WriteAllText(file, "x");
+        try
+        {
+            Posix.SetExtendedAttribute(file, "user.lazystore", "value"u8, 0);
+        }
+        catch (PosixException e) when (e.Errno == 95)
+        {
+            return; // EOPNOTSUPP: this file system keeps no user xattrs.
+        }
+        Assert.Equal(5, Posix.GetExtendedAttribute(file, "user.lazystore", []));
+        var value = new byte[5];
+        Posix.GetExtendedAttribute(file, "user.lazystore", value);
+        Assert.Equal("value"u8.ToArray(), value);
+        var names = new byte[Posix.ListExtendedAttributes(file, [])];
+        Posix.ListExtendedAttributes(file, names);
+        Assert.Contains("user.lazystore", Encoding.UTF8.GetString(names).Split('\0'));
+        Posix.RemoveExtendedAttribute(file, "user.lazystore");
+        Assert.Equal(61, Assert.Throws<PosixException>(() => Posix.GetExtendedAttribute(file, "user.lazystore", [])).Errno); // ENODATA
+    }
+
+    [Fact]
     public void Device_numbers_use_glibcs_makedev_encoding()
     {
         // /dev/null is character device 1:3.
