@@ -8,7 +8,7 @@ namespace LazyStore.Fuse;
 /// The reply to one readdir request: as many entries as fit in the size the kernel asked for.
 /// Valid only until the handler's task completes.
 /// </summary>
-public sealed unsafe class FuseDirectoryBuffer
+public sealed unsafe class FuseDirectoryBuffer : IDirectoryReplyBuffer
 {
     private DirentSpace _space;
 
@@ -48,16 +48,16 @@ public sealed unsafe class FuseDirectoryBuffer
         }
     }
 
-    internal ReadOnlySpan<byte> Filled => _space.Filled;
+    ReadOnlySpan<byte> IDirectoryReplyBuffer.Filled => _space.Filled;
 
-    internal void Release() => _space.Release();
+    void IDirectoryReplyBuffer.Release() => _space.Release();
 }
 
 /// <summary>
 /// The reply to one readdirplus request: entries with their attributes, as many as fit. Valid only
 /// until the handler's task completes.
 /// </summary>
-public sealed unsafe class FuseDirectoryPlusBuffer
+public sealed unsafe class FuseDirectoryPlusBuffer : IDirectoryReplyBuffer
 {
     private DirentSpace _space;
 
@@ -97,9 +97,9 @@ public sealed unsafe class FuseDirectoryPlusBuffer
         }
     }
 
-    internal ReadOnlySpan<byte> Filled => _space.Filled;
+    ReadOnlySpan<byte> IDirectoryReplyBuffer.Filled => _space.Filled;
 
-    internal void Release() => _space.Release();
+    void IDirectoryReplyBuffer.Release() => _space.Release();
 }
 
 /// <summary>A pooled buffer that fuse_add_direntry and fuse_add_direntry_plus fill.</summary>
