@@ -36,8 +36,9 @@ public enum FuseCapabilities : uint
 /// </summary>
 /// <remarks>
 /// <see cref="Wanted"/> starts with libfuse's defaults for what the kernel offers (async read,
-/// parallel directory operations, automatic data invalidation, handle-killpriv, async direct I/O,
-/// atomic O_TRUNC, readdirplus), adjusted by <see cref="FuseMountOptions.ReaddirPlus"/>. With
+/// parallel directory operations, automatic data invalidation, async direct I/O, atomic O_TRUNC,
+/// readdirplus), adjusted by <see cref="FuseMountOptions.ReaddirPlus"/>, but without
+/// <see cref="FuseCapabilities.HandleKillPriv"/>: the kernel clears setuid and setgid bits itself. With
 /// <see cref="FuseCapabilities.AtomicOpenTruncate"/> wanted, open receives O_TRUNC and must truncate
 /// itself; without it the kernel sends a setattr of size 0 instead.
 /// </remarks>

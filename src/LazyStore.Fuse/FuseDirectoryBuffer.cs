@@ -22,9 +22,9 @@ public sealed unsafe class FuseDirectoryBuffer : IDirectoryReplyBuffer
 
     /// <summary>
     /// Appends one entry; false when it does not fit, and the handler should stop. <paramref name="inode"/>
-    /// is the d_ino readers see (0 is taken by some readers for a deleted entry); <paramref name="nextOffset"/>
-    /// is the cookie the kernel passes back to continue after this entry, so it must be non-zero and
-    /// unique within the directory listing.
+    /// is the d_ino readers see, never 0 (glibc's readdir skips such entries as deleted);
+    /// <paramref name="nextOffset"/> is the cookie the kernel passes back to continue after this
+    /// entry, so it must be non-zero and unique within the directory listing.
     /// </summary>
     public bool TryAdd(ReadOnlySpan<char> name, ulong inode, FuseFileType type, long nextOffset)
     {
@@ -41,6 +41,7 @@ public sealed unsafe class FuseDirectoryBuffer : IDirectoryReplyBuffer
 
     private bool Add(ReadOnlySpan<byte> terminatedName, ulong inode, FuseFileType type, long nextOffset)
     {
+        DirentSpace.CheckInode(inode);
         var attr = new LibFuse.Stat { Ino = inode, Mode = (uint)type };
         fixed (byte* name = terminatedName)
         {
@@ -72,7 +73,8 @@ public sealed unsafe class FuseDirectoryPlusBuffer : IDirectoryReplyBuffer
     /// <summary>
     /// Appends one entry; false when it does not fit, and then the kernel takes no lookup count for
     /// it. An accepted entry with a non-zero node id counts as one lookup of that node, except for
-    /// "." and "..". An entry with node id 0 is listed by name and d_ino only, with no lookup count.
+    /// "." and "..". An entry with node id 0 is listed by name and d_ino only, with no lookup count;
+    /// it then needs a non-zero <see cref="FuseAttributes.Inode"/> (d_ino 0 hides an entry from readdir).
     /// See <see cref="FuseDirectoryBuffer.TryAdd(ReadOnlySpan{char}, ulong, FuseFileType, long)"/> for <paramref name="nextOffset"/>.
     /// </summary>
     public bool TryAdd(ReadOnlySpan<char> name, in FuseEntry entry, long nextOffset)
@@ -91,6 +93,7 @@ public sealed unsafe class FuseDirectoryPlusBuffer : IDirectoryReplyBuffer
     private bool Add(ReadOnlySpan<byte> terminatedName, in FuseEntry entry, long nextOffset)
     {
         var param = NativeConversions.ToEntryParam(entry);
+        DirentSpace.CheckInode(param.Attr.Ino);
         fixed (byte* name = terminatedName)
         {
             return _space.Append(name, null, &param, nextOffset);
@@ -125,6 +128,12 @@ internal unsafe struct DirentSpace
 
     private readonly byte[] Array =>
         _array ?? throw new InvalidOperationException("a directory buffer was used after its request was answered");
+
+    internal static void CheckInode(ulong inode)
+    {
+        if (inode == 0)
+            throw new ArgumentOutOfRangeException(nameof(inode), "a directory entry with d_ino 0 would be skipped by readdir(3) as deleted");
+    }
 
     internal bool Append(byte* name, LibFuse.Stat* attr, LibFuse.EntryParam* entry, long nextOffset)
     {

@@ -177,7 +177,10 @@ public sealed unsafe class FuseMount : IDisposable
     internal void Initialize(LibFuse.ConnInfo* native)
     {
         var capable = (FuseCapabilities)native->Capable;
-        var wanted = (FuseCapabilities)native->Want;
+        // libfuse wants handle-killpriv by default, leaving it to the filesystem to clear setuid and
+        // setgid on write and chown; a passthrough running as root would not (root keeps CAP_FSETID),
+        // so by default the kernel does it with a setattr instead.
+        var wanted = (FuseCapabilities)native->Want & ~FuseCapabilities.HandleKillPriv;
         switch (Options.ReaddirPlus)
         {
             case FuseReaddirPlusMode.Off:

@@ -22,8 +22,8 @@ internal static class MountTable
     internal static MountInfoEntry Parse(string line)
     {
         var fields = line.Split(' ');
-        int separator = Array.IndexOf(fields, "-", 6);
-        if (fields.Length < 5 || separator < 0 || separator + 2 >= fields.Length)
+        int separator = fields.Length > 6 ? Array.IndexOf(fields, "-", 6) : -1;
+        if (separator < 0 || separator + 2 >= fields.Length)
             throw new InvalidDataException($"{Path}: malformed line '{line}'");
         return new MountInfoEntry(Unescape(fields[4]), Unescape(fields[separator + 1]), Unescape(fields[separator + 2]));
     }
