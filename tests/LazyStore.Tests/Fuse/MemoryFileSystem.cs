@@ -86,7 +86,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     public FuseConnection? Connection { get; private set; }
 
     /// <summary>Operations by name, counted as they start.</summary>
-    public Dictionary<string, int> Calls { get; } = [];
+    private Dictionary<string, int> Calls { get; } = [];
 
     /// <summary>Forgets that would have driven a lookup count below zero.</summary>
     public IReadOnlyList<string> Violations
