@@ -16,29 +16,13 @@ public sealed record NarIndexEntry(
     long? PayloadOffset,
     string? Target)
 {
-    /// <summary>Reads a whole NAR (which must end where the stream ends) into its entries with payload offsets.</summary>
-    public static List<NarIndexEntry> FromNar(Stream nar)
-    {
-        var entries = new List<NarIndexEntry>();
-        using var reader = new NarReader(nar, leaveOpen: true);
-        // Entries arrive parents first, so the open directories are exactly the entry's ancestors.
-        var parents = new List<int>();
-        while (reader.GetNextEntry() is { } entry)
-        {
-            if (parents.Count > entry.Depth)
-                parents.RemoveRange(entry.Depth, parents.Count - entry.Depth);
-            int? parent = entry.Depth == 0 ? null : parents[entry.Depth - 1];
-            var id = entries.Count;
-            entries.Add(new NarIndexEntry(id, parent, entry.Name, entry.Type, entry.IsExecutable, entry.Size,
-                entry.Type == NarEntryType.Regular ? entry.PayloadOffset : null, entry.LinkTarget));
-            if (entry.Type == NarEntryType.Directory)
-                parents.Add(id);
-        }
-        return entries;
-    }
+    /// <summary>Reads a whole NAR into its entries with payload offsets (the caller checks that nothing follows it).</summary>
+    public static List<NarIndexEntry> FromNar(Stream nar) => Flatten(NarListing.FromNar(nar), keepOffsets: true);
 
-    /// <summary>The nodes of a listing's tree in NAR order, without payload offsets.</summary>
-    public static List<NarIndexEntry> FromListing(NarListingNode root)
+    /// <summary>The nodes of a cache's listing in NAR order, without payload offsets (a listing's are never trusted).</summary>
+    public static List<NarIndexEntry> FromListing(NarListingNode root) => Flatten(root, keepOffsets: false);
+
+    private static List<NarIndexEntry> Flatten(NarListingNode root, bool keepOffsets)
     {
         var entries = new List<NarIndexEntry>();
         Add(root, parent: null, "");
@@ -49,7 +33,7 @@ public sealed record NarIndexEntry(
             var id = entries.Count;
             entries.Add(node switch
             {
-                NarListingRegular r => new NarIndexEntry(id, parent, name, NarEntryType.Regular, r.IsExecutable, r.Size, null, null),
+                NarListingRegular r => new NarIndexEntry(id, parent, name, NarEntryType.Regular, r.IsExecutable, r.Size, keepOffsets ? r.NarOffset : null, null),
                 NarListingSymlink s => new NarIndexEntry(id, parent, name, NarEntryType.Symlink, false, 0, null, s.Target),
                 _ => new NarIndexEntry(id, parent, name, NarEntryType.Directory, false, 0, null, null),
             });

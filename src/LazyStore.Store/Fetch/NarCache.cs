@@ -75,7 +75,7 @@ public sealed class NarCache : IDisposable
             if (TryAdoptBlob(path.Info) is { } adopted)
                 return adopted;
             var reasons = new List<string>();
-            foreach (var (info, cache) in await CandidatesAsync(path).ConfigureAwait(false))
+            await foreach (var (info, cache) in CandidatesAsync(path).ConfigureAwait(false))
             {
                 Interlocked.Increment(ref _downloadsStarted);
                 try
@@ -102,30 +102,29 @@ public sealed class NarCache : IDisposable
         }
     }
 
-    /// <summary>The cache that served the narinfo first, then every other cache with a trusted narinfo of the same NAR.</summary>
-    private async Task<List<(NarInfo Info, BinaryCache Cache)>> CandidatesAsync(SubstitutablePath path)
+    /// <summary>
+    /// The cache that served the narinfo first, then — asked only when the ones before failed — every other
+    /// cache with a trusted narinfo of the same NAR.
+    /// </summary>
+    private async IAsyncEnumerable<(NarInfo Info, BinaryCache Cache)> CandidatesAsync(SubstitutablePath path)
     {
-        var candidates = new List<(NarInfo, BinaryCache)> { (path.Info, path.Cache) };
+        yield return (path.Info, path.Cache);
         foreach (var cache in _substituters.Caches)
         {
             if (cache == path.Cache || _substituters.WhyUnusable(cache) is not null)
                 continue;
-            candidates.Add((null!, cache));
-        }
-        for (var i = 1; i < candidates.Count; i++)
-        {
-            var cache = candidates[i].Item2;
+            SubstitutablePath? other;
             try
             {
-                var other = await _substituters.QueryCacheAsync(cache, path.Path, _shutdown.Token).ConfigureAwait(false);
-                candidates[i] = other is not null && other.Info.NarHash == path.Info.NarHash ? (other.Info, cache) : default;
+                other = await _substituters.QueryCacheAsync(cache, path.Path, _shutdown.Token).ConfigureAwait(false);
             }
             catch (BinaryCacheException)
             {
-                candidates[i] = default;
+                continue;
             }
+            if (other is not null && other.Info.NarHash == path.Info.NarHash)
+                yield return (other.Info, cache);
         }
-        return candidates.Where(c => c.Item2 is not null).ToList();
     }
 
     /// <summary>

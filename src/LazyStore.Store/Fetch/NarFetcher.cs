@@ -81,12 +81,11 @@ internal static class NarFetcher
             // A file that is not the one the narinfo describes usually fails to decompress or parse first;
             // the FileHash then names the real cause. Reading it to the end is bounded by FileSize.
             ahead.Dispose();
-            if (CheckFile(info, compressed, drain: true) is { } fileProblem)
+            if (CheckFile(info, compressed) is { } fileProblem)
                 throw new NarFetchException(url, $"{fileProblem} (and it does not decode: {Describe(e)})", e);
             throw;
         }
-        compressed.Drain();
-        if (CheckFile(info, compressed, drain: false) is { } problem)
+        if (CheckFile(info, compressed) is { } problem)
             throw new NarFetchException(url, problem);
         if (nar.BytesRead != (long)info.NarSize)
             throw new NarFetchException(url, $"NarSize mismatch: the narinfo says {info.NarSize} bytes, the NAR has {nar.BytesRead}");
@@ -99,19 +98,16 @@ internal static class NarFetcher
         return new Result(entries, compressed.BytesRead);
     }
 
-    /// <summary>The FileSize or FileHash mismatch of the compressed file, if any.</summary>
-    private static string? CheckFile(NarInfo info, HashingReadStream compressed, bool drain)
+    /// <summary>Reads the compressed file to its end and returns its FileSize or FileHash mismatch, if any.</summary>
+    private static string? CheckFile(NarInfo info, HashingReadStream compressed)
     {
-        if (drain)
+        try
         {
-            try
-            {
-                compressed.Drain();
-            }
-            catch (InvalidDataException e)
-            {
-                return e.Message;
-            }
+            compressed.Drain();
+        }
+        catch (InvalidDataException e)
+        {
+            return e.Message;
         }
         if (info.FileSize is { } size && (ulong)compressed.BytesRead != size)
             return $"FileSize mismatch: the narinfo says {size} bytes, the file has {compressed.BytesRead}";

@@ -48,19 +48,11 @@ public sealed class BinaryCacheWriter
         var nar = Path.Combine(_directory, "nar", $".{Guid.NewGuid():N}.nar.tmp");
         try
         {
-            NixHash narHash;
-            long narSize;
-            using (var file = new FileStream(nar, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20))
-            {
+            using (var file = new FileStream(nar, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
                 NarWriter.Dump(source, file);
-                file.Position = 0;
-                using var hashing = new HashingReadStream(file, NixHashAlgorithm.Sha256, leaveOpen: true);
-                hashing.Drain();
-                narHash = hashing.FinishHash();
-                narSize = file.Length;
-            }
-            var path = StorePath.MakeSourcePath(narHash, name, references, StoreDirectory);
-            return AddNar(nar, path, narHash, narSize, references, $"fixed:r:{narHash}");
+            var inspected = Inspect(nar);
+            var path = StorePath.MakeSourcePath(inspected.NarHash, name, references, StoreDirectory);
+            return AddNar(nar, path, inspected, references, $"fixed:r:{inspected.NarHash}");
         }
         finally
         {
@@ -68,16 +60,23 @@ public sealed class BinaryCacheWriter
         }
     }
 
-    /// <summary>Adds a NAR file as store path <paramref name="path"/>; the NAR is read twice (hash, then compress).</summary>
-    public NarInfo AddNar(string narFile, StorePath path, IReadOnlyList<StorePath> references, StorePath? deriver = null)
+    /// <summary>Adds a NAR file as store path <paramref name="path"/>; the NAR is read twice (hash and listing, then compression).</summary>
+    public NarInfo AddNar(string narFile, StorePath path, IReadOnlyList<StorePath> references, StorePath? deriver = null) =>
+        AddNar(narFile, path, Inspect(narFile), references, contentAddress: null, deriver);
+
+    private sealed record InspectedNar(NixHash NarHash, long NarSize, NarListingNode Listing);
+
+    /// <summary>One pass over a NAR: its hash, its size and its tree.</summary>
+    private static InspectedNar Inspect(string narFile)
     {
         using var file = new FileStream(narFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
         using var hashing = new HashingReadStream(file, NixHashAlgorithm.Sha256, leaveOpen: true);
+        var listing = NarListing.FromNar(hashing);
         hashing.Drain();
-        return AddNar(narFile, path, hashing.FinishHash(), file.Length, references, contentAddress: null, deriver);
+        return new InspectedNar(hashing.FinishHash(), hashing.BytesRead, listing);
     }
 
-    private NarInfo AddNar(string narFile, StorePath path, NixHash narHash, long narSize, IReadOnlyList<StorePath> references,
+    private NarInfo AddNar(string narFile, StorePath path, InspectedNar nar, IReadOnlyList<StorePath> references,
         string? contentAddress, StorePath? deriver = null)
     {
         var compressed = Path.Combine(_directory, "nar", $".{Guid.NewGuid():N}.tmp");
@@ -106,8 +105,8 @@ public sealed class BinaryCacheWriter
                 Compression = NarCompression.ToNarInfoValue(Compression),
                 FileHash = fileHash,
                 FileSize = (ulong)fileSize,
-                NarHash = narHash,
-                NarSize = (ulong)narSize,
+                NarHash = nar.NarHash,
+                NarSize = (ulong)nar.NarSize,
                 References = references.Order().ToList(),
                 Deriver = deriver,
                 ContentAddress = contentAddress,
@@ -115,10 +114,7 @@ public sealed class BinaryCacheWriter
             if (SigningKey is not null)
                 info = info.Sign(SigningKey);
             if (WriteListings)
-            {
-                using var nar = new FileStream(narFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
-                File.WriteAllText(Path.Combine(_directory, path.HashPart + ".ls"), NarListing.ToListingFile(NarListing.FromNar(nar)), new UTF8Encoding(false));
-            }
+                File.WriteAllText(Path.Combine(_directory, path.HashPart + ".ls"), NarListing.ToListingFile(nar.Listing), new UTF8Encoding(false));
             File.WriteAllText(Path.Combine(_directory, path.HashPart + ".narinfo"), info.ToString(), new UTF8Encoding(false));
             return info;
         }
