@@ -26,7 +26,22 @@ internal sealed record ScenarioResult(string Name, string What, long Bytes, doub
 
     public string Shown => Figure ?? $"{OursRate / 1e6:F0} MB/s";
 
-    public string Summary => Figure is not null ? $"{Name}: {Figure} (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}" : Ratio is { } r
+    /// <summary>The baseline's figure when it is not a rate (a time, say).</summary>
+    public string? BaselineFigure { get; init; }
+
+    /// <summary>The comparison when it is not a throughput ratio (a ratio of times or of bytes).</summary>
+    public string? RatioFigure { get; init; }
+
+    /// <summary>Why the scenario could not run here (no FUSE, not root); a skipped scenario fails no target.</summary>
+    public string? SkipReason { get; init; }
+
+    public string BaselineShown => BaselineFigure ?? (BaselineRate is { } b ? $"{Baseline}: {b / 1e6:F0} MB/s" : "—");
+
+    public string RatioShown => RatioFigure ?? (Ratio is { } x ? $"{x:F2}×" : "—");
+
+    public string Summary => SkipReason is not null ? $"{Name}: skipped: {SkipReason}" : Figure is not null
+        ? $"{Name}: {Figure}{(BaselineFigure is not null ? $" vs {BaselineFigure} = {RatioShown}" : "")} (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}"
+        : Ratio is { } r
         ? $"{Name}: {OursRate / 1e6:F0} MB/s vs {Baseline} {BaselineRate!.Value / 1e6:F0} MB/s = {r:F2}× (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}"
         : $"{Name}: {OursRate / 1e6:F0} MB/s (target {Target}) {(MeetsTarget ? "ok" : "MISSED")}";
 }

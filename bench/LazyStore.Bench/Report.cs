@@ -13,9 +13,9 @@ internal static class Report
         sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in results)
         {
-            var baseline = r.BaselineRate is { } b ? $"{r.Baseline}: {b / 1e6:F0} MB/s" : "—";
-            var ratio = r.Ratio is { } x ? $"{x:F2}×" : "—";
-            string[] cells = [r.Name, r.What, r.Shown, baseline, ratio, r.Target, r.MeetsTarget ? "yes" : "no"];
+            string[] cells = r.SkipReason is { } skipped
+                ? [r.Name, r.What, "skipped: " + skipped, "—", "—", r.Target, "skipped"]
+                : [r.Name, r.What, r.Shown, r.BaselineShown, r.RatioShown, r.Target, r.MeetsTarget ? "yes" : "no"];
             // A pipeline such as `curl | xz -dc` would otherwise split the table's cells.
             sb.AppendLine("| " + string.Join(" | ", cells.Select(c => c.Replace("|", "\\|", StringComparison.Ordinal))) + " |");
         }
