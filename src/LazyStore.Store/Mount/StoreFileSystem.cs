@@ -58,6 +58,13 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     public StoreMountStatistics Statistics =>
         new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.DownloadsStarted, _engine.Nars.BytesDownloaded);
 
+    public void Initialize(FuseConnection connection)
+    {
+        // Symlink targets in lazy paths never change, and lower ones change only through the mount,
+        // which the kernel sees: it may keep readlink results in its page cache.
+        connection.TryEnable(FuseCapabilities.CacheSymlinks);
+    }
+
     // ---- names and attributes ----
 
     public ValueTask<FuseEntry> LookupAsync(FuseRequestContext context, ulong parent, string name)
