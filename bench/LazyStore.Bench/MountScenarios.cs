@@ -257,13 +257,20 @@ internal sealed class MountWarmReadScenario : IScenario
         // The first pass warms both page caches and proves the mount serves the same bytes.
         if (!MountBench.Sha256(mounted).AsSpan().SequenceEqual(MountBench.Sha256(native)))
             throw new InvalidOperationException($"{mounted} differs from {native}");
-        long bytes = new FileInfo(native).Length;
+        long size = new FileInfo(native).Length;
+        // A warm pass takes tens of milliseconds; several per round keep scheduler noise out of the median.
+        int passes = (int)Math.Max(1, (2L << 30) / size);
+        void ReadPasses(string file)
+        {
+            for (int i = 0; i < passes; i++)
+                Check(MountBench.ReadAll(file), size);
+        }
         var (ours, baseline) = MountBench.Interleaved(rounds,
-            () => Measure.Time(() => Check(MountBench.ReadAll(mounted), bytes)),
-            () => Measure.Time(() => Check(MountBench.ReadAll(native), bytes)));
+            () => Measure.Time(() => ReadPasses(mounted)),
+            () => Measure.Time(() => ReadPasses(native)));
         store.Dispose();
-        var result = new ScenarioResult(Name, $"warm sequential read (1 MiB reads) of a {bytes / 1e6:F0} MB file (the corpus NAR) through the mount vs the same file on disk",
-            bytes, ours, "native file", baseline, Target, false);
+        var result = new ScenarioResult(Name, $"warm sequential read (1 MiB reads, {passes} passes per round) of a {size / 1e6:F0} MB file (the corpus NAR) through the mount vs the same file on disk",
+            size * passes, ours, "native file", baseline, Target, false);
         return result with { MeetsTarget = result.Ratio >= 0.9 };
     }
 
@@ -452,9 +459,12 @@ internal sealed class MountReaddirScenario : IScenario
         var (ours, baseline) = MountBench.Interleaved(rounds,
             () => Measure.Time(() => Count(store.MountPoint)),
             () => Measure.Time(() => Count(native)));
+        // The root is not cached by the kernel (it changes as paths are registered): every listing asks
+        // the catalog for the registered names. How much of the time that is:
+        var (query, _) = MountBench.Interleaved(rounds, () => Measure.Time(() => engine.Catalog.ListRegisteredRoots()), () => 0);
         store.Dispose();
         return new ScenarioResult(Name,
-            $"Directory.EnumerateFileSystemEntries (readdir, no stat) of a mount root with {Paths:N0} registered lazy paths (registered in {registered:F1} s) vs a native directory of {Paths:N0} subdirectories",
+            $"Directory.EnumerateFileSystemEntries (readdir, no stat) of a mount root with {Paths:N0} registered lazy paths (registered in {registered:F1} s; the catalog query listing them alone takes {MountBench.Milliseconds(query)}) vs a native directory of {Paths:N0} subdirectories",
             Paths, ours, "native directory", baseline, Target, true)
         {
             Figure = MountBench.Milliseconds(ours),
@@ -526,6 +536,7 @@ internal sealed class MountDemoStartScenario : IScenario
                     engine.GetPathAsync(info.StorePath, register: true, CancellationToken.None).GetAwaiter().GetResult();
                 var output = MountBench.Run(store.PathOf(demo.Program, demo.ProgramFile), demo.ProgramArguments);
                 var seconds = clock.Elapsed.TotalSeconds;
+                // busybox echo or ls --version: either way the program ran if it printed something.
                 if (output.Length == 0)
                     throw new InvalidOperationException("the demo program printed nothing");
                 store.Dispose();
@@ -558,12 +569,12 @@ internal sealed class MountDemoStartScenario : IScenario
             var (ours, baseline) = MountBench.Interleaved(rounds, Ours, Baseline);
             var closureBytes = demo.All.Sum(i => (long)i.NarSize);
             return new ScenarioResult(Name,
-                $"open a fresh state directory, register the demo closure ({demo.All.Count} paths, {closureBytes / 1e6:F0} MB of NARs), mount, run `{demo.ProgramFile} {string.Join(' ', demo.ProgramArguments)}` to exit; baseline: curl every narinfo and NAR, `zstd -dc \\| nix-store --restore`, run it (no verification)",
+                $"open a fresh state directory, register the demo closure ({demo.All.Count} paths, {closureBytes / 1e6:F0} MB of NARs), mount, run `{demo.ProgramFile} {string.Join(' ', demo.ProgramArguments)}` to exit; baseline: curl every narinfo and NAR, `zstd -dc | nix-store --restore`, run it (no verification)",
                 oursBytes, ours, "download and unpack", baseline, Target, true)
             {
-                Figure = $"{ours:F2} s, {oursBytes / 1e6:F2} MB sent",
-                BaselineFigure = $"download + unpack the closure: {baseline:F2} s, {baselineBytes / 1e6:F2} MB sent",
-                RatioFigure = $"{ours / baseline:F2}× time, {(double)oursBytes / baselineBytes:F3}× bytes",
+                Figure = $"{MountBench.Milliseconds(ours)}, {oursBytes / 1e6:F2} MB sent",
+                BaselineFigure = $"download + unpack the closure: {MountBench.Milliseconds(baseline)}, {baselineBytes / 1e6:F2} MB sent",
+                RatioFigure = $"{ours / baseline:F3}× time, {(double)oursBytes / baselineBytes:F3}× bytes",
             };
         }
         finally
