@@ -489,7 +489,7 @@ internal sealed class MountReaddirScenario : IScenario
 }
 
 /// <summary>
-/// Starting the demo's program from a lazy path (register the demo closure, mount, run the program until it
+/// Starting the demo's program from a lazy path (mount, register the demo closure, run the program until it
 /// exits) vs substituting the whole closure the way Nix unpacks it (curl each narinfo and NAR, <c>zstd -dc |
 /// nix-store --restore</c>, then run the program), both from the same <see cref="BinaryCacheServer"/>,
 /// which counts the bytes each side is sent. Reported; no target.
@@ -569,7 +569,7 @@ internal sealed class MountDemoStartScenario : IScenario
             var (ours, baseline) = MountBench.Interleaved(rounds, Ours, Baseline);
             var closureBytes = demo.All.Sum(i => (long)i.NarSize);
             return new ScenarioResult(Name,
-                $"open a fresh state directory, register the demo closure ({demo.All.Count} paths, {closureBytes / 1e6:F0} MB of NARs), mount, run `{demo.ProgramFile} {string.Join(' ', demo.ProgramArguments)}` to exit; baseline: curl every narinfo and NAR, `zstd -dc | nix-store --restore`, run it (no verification)",
+                $"open a fresh state directory, mount, register the demo closure ({demo.All.Count} paths, {closureBytes / 1e6:F0} MB of NARs), run `{demo.ProgramFile} {string.Join(' ', demo.ProgramArguments)}` to exit; baseline: curl every narinfo and NAR, `zstd -dc | nix-store --restore`, run it (no verification)",
                 oursBytes, ours, "download and unpack", baseline, Target, true)
             {
                 Figure = $"{MountBench.Milliseconds(ours)}, {oursBytes / 1e6:F2} MB sent",
