@@ -74,6 +74,13 @@ public sealed class StoreMount : IDisposable
         }
     }
 
+    /// <summary>The mount type a LazyStore mount has in the mount table.</summary>
+    public const string FileSystemType = "fuse.lazystore";
+
+    /// <summary>Whether a LazyStore mount (of any process) is mounted at <paramref name="directory"/>.</summary>
+    public static bool IsMountedAt(string directory) =>
+        MountTable.At(Path.GetFullPath(directory).TrimEnd('/') is { Length: > 0 } full ? full : "/")?.FileSystemType == FileSystemType;
+
     /// <summary>Starts unmounting; safe from any thread and from a signal handler, more than once.</summary>
     public void Unmount() => _fuse.Unmount();
 
