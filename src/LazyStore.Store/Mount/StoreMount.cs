@@ -3,7 +3,7 @@ using LazyStore.Nix.Interop;
 
 namespace LazyStore.Store.Mount;
 
-/// <summary>What a mount has done so far.</summary>
+/// <summary>What a mount has done so far: lazy opens, those that failed, NARs downloaded and verified, and the bytes downloaded (failed attempts included).</summary>
 public readonly record struct StoreMountStatistics(long LazyOpens, long FailedOpens, long NarsFetched, long BytesDownloaded);
 
 /// <summary>
