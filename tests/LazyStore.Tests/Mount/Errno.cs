@@ -11,6 +11,7 @@ public static unsafe partial class Errno
 {
     public const int ENOENT = 2;
     public const int EIO = 5;
+    public const int EXDEV = 18;
     public const int EROFS = 30;
 
     /// <summary>0 when <paramref name="call"/> succeeds, else the errno of the <see cref="PosixException"/> it threw.</summary>

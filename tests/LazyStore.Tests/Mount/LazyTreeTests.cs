@@ -25,6 +25,7 @@ public sealed class LazyTreeTests(MountCaches caches)
 
         AssertSameTree(caches.SourceTree, mount.In(caches.Tree));
         AssertSameTree(caches.SourceLarge, mount.In(caches.Large));
+        Assert.True(new FileInfo(mount.In(caches.Large, "large.bin")).Length >= MountCaches.LargeFileBytes);
         Assert.Equal(1, mount.NarRequests(caches.Tree));
         Assert.Equal(1, mount.NarRequests(caches.Large));
         Assert.Equal(2, store.Statistics.NarsFetched);
@@ -198,11 +199,15 @@ public sealed class LazyTreeTests(MountCaches caches)
             ("hard link", Errno.Of(() => Posix.LinkAt(Posix.AtFdCwd, Lazy("plain.txt"), Posix.AtFdCwd, Lazy("new-hard-link"), 0))),
             ("rename within the path", Errno.Of(() => Posix.RenameAt(Posix.AtFdCwd, Lazy("plain.txt"), Posix.AtFdCwd, Lazy("renamed.txt"), 0))),
             ("rename onto another entry", Errno.Of(() => Posix.RenameAt(Posix.AtFdCwd, Lazy("plain.txt"), Posix.AtFdCwd, Lazy("empty"), 0))),
+            ("rename the store path itself", Errno.Of(() => Posix.RenameAt(Posix.AtFdCwd, mount.In(caches.Tree), Posix.AtFdCwd, Path.Combine(mount.MountPoint, "moved"), 0))),
+            ("rmdir the store path itself", Errno.Of(() => Posix.UnlinkAt(Posix.AtFdCwd, mount.In(caches.Tree), directory: true))),
             ("set an xattr", Errno.Of(() => Posix.SetExtendedAttribute(Lazy("plain.txt"), "user.test", "x"u8, 0))),
         };
 
         var wrong = outcomes.Where(o => o.Errno != Errno.EROFS).Select(o => $"{o.What}: errno {o.Errno}").ToList();
         Assert.True(wrong.Count == 0, "expected EROFS (30), got: " + string.Join("; ", wrong));
+        // A lazy file has no lower inode to link to: from a lazy path into the lower directory is "another file system".
+        Assert.Equal(Errno.EXDEV, Errno.Of(() => Posix.LinkAt(Posix.AtFdCwd, Lazy("plain.txt"), Posix.AtFdCwd, Path.Combine(mount.MountPoint, "linked"), 0)));
         Assert.Equal("hello\n", File.ReadAllText(Lazy("plain.txt")));
         AssertSameTree(caches.SourceTree, mount.In(caches.Tree));
     }
