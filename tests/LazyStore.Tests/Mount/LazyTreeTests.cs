@@ -5,6 +5,7 @@ using LazyStore.Nix;
 using LazyStore.Nix.Interop;
 using LazyStore.Nix.Nar;
 using LazyStore.Store.Mount;
+using LazyStore.Store.Serving;
 using LazyStore.Tests.Fuse;
 using LazyStore.Tests.Support;
 
@@ -152,6 +153,48 @@ public sealed class LazyTreeTests(MountCaches caches)
         Assert.False(record?.IsFetched ?? false);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(mount.StateDirectory, "tmp")));
         Assert.Single(Directory.EnumerateFiles(Path.Combine(mount.StateDirectory, "nars")));
+    }
+
+    [FuseFact]
+    public async Task A_failed_fetch_is_answered_from_the_back_off_without_asking_the_cache_again()
+    {
+        using var mount = Own();
+        int failing = 1;
+        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Status(503) : null;
+        await mount.RegisterAsync(caches.Late);
+        var store = mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, FailureBackoff = TimeSpan.FromHours(1) });
+        var greeting = mount.In(caches.Late, "greeting");
+
+        Assert.Equal(Errno.EIO, Errno.OfOpenAndRead(greeting));
+        var asked = mount.NarRequests(caches.Late);
+        Assert.True(asked >= 1);
+        Volatile.Write(ref failing, 0);
+
+        Assert.Equal(Errno.EIO, Errno.OfOpenAndRead(greeting));
+        Assert.Equal(asked, mount.NarRequests(caches.Late));
+        Assert.Equal(0, Syscalls.StatErrno(greeting));
+        Assert.True(store.Statistics.FailedOpens >= 2, $"FailedOpens = {store.Statistics.FailedOpens}");
+        // No NAR arrived, so the mount has fetched none.
+        Assert.Equal(0, store.Statistics.NarsFetched);
+    }
+
+    [FuseFact]
+    public async Task A_failed_fetch_is_tried_again_once_the_back_off_is_over_and_then_served()
+    {
+        using var mount = Own();
+        int failing = 1;
+        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Status(503) : null;
+        await mount.RegisterAsync(caches.Late);
+        var store = mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, FailureBackoff = TimeSpan.Zero });
+        var greeting = mount.In(caches.Late, "greeting");
+
+        Assert.Equal(Errno.EIO, Errno.OfOpenAndRead(greeting));
+        var asked = mount.NarRequests(caches.Late);
+        Volatile.Write(ref failing, 0);
+
+        Assert.Equal("registered while mounted\n", File.ReadAllText(greeting));
+        Assert.Equal(asked + 1, mount.NarRequests(caches.Late));
+        Assert.True(store.Statistics.FailedOpens >= 1, $"FailedOpens = {store.Statistics.FailedOpens}");
     }
 
     [FuseFact]
