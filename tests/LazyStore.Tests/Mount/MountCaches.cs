@@ -24,7 +24,7 @@ public sealed class MountCaches : IDisposable
         // Every test here mounts; where they are all skipped, 100 MB of caches would be built for nothing.
         if (FuseAvailability.SkipReason is not null)
         {
-            Tree = Large = Busybox = Late = PlainTree = PlainLate = null!;
+            Tree = Large = Busybox = Late = Many = PlainTree = PlainLate = null!;
             return;
         }
         FixtureTrees.WriteEdgeCases(SourceTree);
@@ -32,12 +32,16 @@ public sealed class MountCaches : IDisposable
         WriteBusyboxTree(SourceBusybox);
         Directory.CreateDirectory(SourceLate);
         File.WriteAllText(Path.Combine(SourceLate, "greeting"), "registered while mounted\n");
+        Directory.CreateDirectory(SourceMany);
+        for (int i = 0; i < ManyEntries; i++)
+            File.WriteAllText(Path.Combine(SourceMany, $"entry-with-a-longish-name-{i:D5}"), i.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         var own = new BinaryCacheWriter(OwnCacheDir, CompressionMethod.Zstd, Key);
         Tree = own.AddTree(SourceTree, "tree");
         Large = own.AddTree(SourceLarge, "large");
         Busybox = own.AddTree(SourceBusybox, "busybox");
         Late = own.AddTree(SourceLate, "late");
+        Many = own.AddTree(SourceMany, "many");
 
         var plain = new BinaryCacheWriter(PlainCacheDir, CompressionMethod.None, Key);
         PlainTree = plain.AddTree(SourceTree, "tree");
@@ -54,7 +58,12 @@ public sealed class MountCaches : IDisposable
 
     public string SourceLate => _dir.Sub("src/late");
 
-    /// <summary>Our own zstd cache: <see cref="Tree"/>, <see cref="Large"/>, <see cref="Busybox"/>, <see cref="Late"/>.</summary>
+    /// <summary>A directory of <see cref="ManyEntries"/> files: more than one readdir reply holds.</summary>
+    public string SourceMany => _dir.Sub("src/many");
+
+    public const int ManyEntries = 2500;
+
+    /// <summary>Our own zstd cache: <see cref="Tree"/>, <see cref="Large"/>, <see cref="Busybox"/>, <see cref="Late"/>, <see cref="Many"/>.</summary>
     public string OwnCacheDir => _dir.Sub("cache-own");
 
     public NarInfo Tree { get; }
@@ -64,6 +73,8 @@ public sealed class MountCaches : IDisposable
     public NarInfo Busybox { get; }
 
     public NarInfo Late { get; }
+
+    public NarInfo Many { get; }
 
     /// <summary>Our own uncompressed cache (<see cref="PlainTree"/>, <see cref="PlainLate"/>), whose NARs are the bytes Nix hashes.</summary>
     public string PlainCacheDir => _dir.Sub("cache-plain");

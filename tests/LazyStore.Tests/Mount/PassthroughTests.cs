@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using LazyStore.Nix.Interop;
 using LazyStore.Store.Mount;
+using LazyStore.Tests.Fuse;
 using LazyStore.Tests.Support;
 
 namespace LazyStore.Tests.Mount;
@@ -64,6 +65,28 @@ public sealed class PassthroughTests(MountCaches caches)
         Assert.True(fs.Blocks > 0 && fs.BlockSize > 0 && fs.NameMax >= 255, $"statfs of the mount: {fs}");
         var lazyFs = Errno.StatFileSystem(mount.In(caches.Late));
         Assert.True(lazyFs.NameMax >= 255, $"statfs inside a lazy path: {lazyFs}");
+    }
+
+    [FuseFact]
+    public async Task Directories_longer_than_one_readdir_reply_list_every_entry_once()
+    {
+        using var mount = Own();
+        var lowerNames = Enumerable.Range(0, 3000).Select(i => $"lower-entry-with-a-longish-name-{i:D5}").ToList();
+        foreach (var name in lowerNames)
+            File.WriteAllText(Path.Combine(mount.LowerDirectory, name), "");
+        await mount.RegisterAsync(caches.Late, caches.Many);
+        mount.Mount();
+
+        var root = Directory.GetFileSystemEntries(mount.MountPoint).Select(p => Path.GetFileName(p)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(lowerNames.Append(caches.Late.StorePath.BaseName).Append(caches.Many.StorePath.BaseName).Order(StringComparer.Ordinal), root);
+        var many = Directory.GetFileSystemEntries(mount.In(caches.Many)).Select(p => Path.GetFileName(p)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(Directory.GetFileSystemEntries(caches.SourceMany).Select(p => Path.GetFileName(p)).Order(StringComparer.Ordinal), many);
+        var find = TestMount.Tool("find", mount.MountPoint, "-mindepth", "1", "-maxdepth", "2", "-printf", "%y %P\n");
+        Assert.True(find.ExitCode == 0, find.Stderr);
+        var found = find.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3000 + 2 + 1 + MountCaches.ManyEntries, found.Length);
+        Assert.Equal(found.Length, found.Distinct().Count());
+        Assert.Equal(0, mount.NarRequests());
     }
 
     [FuseFact]
