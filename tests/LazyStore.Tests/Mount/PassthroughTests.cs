@@ -90,6 +90,23 @@ public sealed class PassthroughTests(MountCaches caches)
     }
 
     [FuseFact]
+    public async Task Cp_a_of_a_lazy_path_into_the_lower_directory_through_the_mount_copies_it_exactly()
+    {
+        using var mount = Own();
+        await mount.RegisterAsync(caches.Tree);
+        mount.Mount();
+
+        var cp = TestMount.Tool("cp", "-a", mount.In(caches.Tree), Path.Combine(mount.MountPoint, "copy"));
+
+        Assert.True(cp.ExitCode == 0, cp.Stderr);
+        var diff = TestMount.Tool("diff", "-r", "--no-dereference", caches.SourceTree, Path.Combine(mount.LowerDirectory, "copy"));
+        Assert.True(diff.ExitCode == 0, diff.StdoutText + diff.Stderr);
+        var copied = Posix.StatAt(Posix.AtFdCwd, Path.Combine(mount.LowerDirectory, "copy", "tool.sh"));
+        Assert.Equal((0b101_101_101u, 1L), (copied.Mode & 0xFFF, copied.Modification.Seconds));
+        Assert.Equal(1, mount.NarRequests(caches.Tree));
+    }
+
+    [FuseFact]
     public async Task Mounted_over_the_lower_directory_itself_its_files_stay_readable_and_writable_and_new_ones_stay_there()
     {
         using var mount = Own();
@@ -151,6 +168,11 @@ public sealed class PassthroughTests(MountCaches caches)
         File.WriteAllText(At("deleted"), "soon gone");
         Posix.UnlinkAt(Posix.AtFdCwd, At("deleted"), directory: false);
         Posix.RenameAt(Posix.AtFdCwd, At("sub"), Posix.AtFdCwd, At("moved-sub"), 0);
+        File.WriteAllText(At("left"), "left");
+        File.WriteAllText(At("right"), "right");
+        seen.Add("noreplace errno " + Syscalls.RenameErrno(At("left"), At("right"), Syscalls.RenameNoReplace));
+        seen.Add("exchange errno " + Syscalls.RenameErrno(At("left"), At("right"), Syscalls.RenameExchange));
+        seen.Add(File.ReadAllText(At("left")));
         File.WriteAllText(At("moved-sub/inside"), "inside\n");
 
         Posix.SetExtendedAttribute(At("renamed"), "user.one", "1"u8, 0);
