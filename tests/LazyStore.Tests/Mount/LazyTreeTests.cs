@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using LazyStore.Fuse;
 using LazyStore.Nix;
 using LazyStore.Nix.Interop;
 using LazyStore.Nix.Nar;
