@@ -37,7 +37,7 @@ public sealed class RegisterTests : IDisposable
         Substituters = new SubstituterSettings { Substituters = [new Uri("file://" + _dir.Sub("cache"))], TrustedPublicKeys = [_key.PublicKey] },
     });
 
-    [MountedNixFact]
+    [RealNixFuseFact]
     public void RegistersAClosureThatNixThenVerifiesThroughTheMount()
     {
         var root = _dir.Sub("root");
@@ -68,7 +68,7 @@ public sealed class RegisterTests : IDisposable
         Assert.Contains("registered 2 paths (0 new)", again.Stderr, StringComparison.Ordinal);
     }
 
-    [MountedNixFact]
+    [RealNixFuseFact]
     public void APathNoCacheHasRegistersNothing()
     {
         var root = _dir.Sub("root");
@@ -82,7 +82,7 @@ public sealed class RegisterTests : IDisposable
         Assert.NotEqual(0, RealNix.Run("nix-store", "--store", root, "--check-validity", _top.StorePath.ToFullPath()).ExitCode);
     }
 
-    [MountedNixFact]
+    [RealNixFuseFact]
     public void WithoutAMountNixIsNotToldAndTheRegistrationIsTakenBack()
     {
         var root = _dir.Sub("root");
