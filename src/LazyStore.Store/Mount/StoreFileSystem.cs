@@ -56,7 +56,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     }
 
     public StoreMountStatistics Statistics =>
-        new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.DownloadsStarted, _engine.Nars.BytesDownloaded);
+        new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.NarsFetched, _engine.Nars.BytesDownloaded);
 
     public void Initialize(FuseConnection connection)
     {

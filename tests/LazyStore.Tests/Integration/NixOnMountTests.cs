@@ -3,16 +3,6 @@ using LazyStore.Tests.Support;
 
 namespace LazyStore.Tests.Integration;
 
-/// <summary>Needs both a FUSE mount and the real Nix tools; skips outside CI when either is missing, never under CI=true.</summary>
-public sealed class MountedNixFactAttribute : FactAttribute
-{
-    public MountedNixFactAttribute()
-    {
-        Skip = FuseAvailability.SkipReason
-            ?? (!RealNix.IsAvailable && !TestEnvironment.InCi ? "nix-store not on PATH (install Debian's nix-bin; under CI=true this test never skips)" : null);
-    }
-}
-
 /// <summary>
 /// Real Nix working on a chroot store whose store directory is covered by a LazyStore mount of
 /// itself: everything Nix does to its store (add, lock, canonicalise, hard-link, verify, delete,
@@ -20,7 +10,7 @@ public sealed class MountedNixFactAttribute : FactAttribute
 /// </summary>
 public sealed class NixOnMountTests
 {
-    [MountedNixFact]
+    [RealNixFuseFact]
     public void NixAddsVerifiesOptimisesAndDeletesThroughTheMount()
     {
         using var dir = new TempDir("lazystore-nixmount-");
