@@ -12,6 +12,7 @@ public static class LazyStoreCommand
         root.Subcommands.Add(NarCommands.Create(console));
         foreach (var command in StoreCommands.Create(console))
             root.Subcommands.Add(command);
+        root.Subcommands.Add(MountCommand.Create(console));
         root.Subcommands.Add(DemoCommand.Create(console));
         return root;
     }

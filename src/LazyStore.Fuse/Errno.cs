@@ -40,4 +40,5 @@ public static class Errno
     public const int EOPNOTSUPP = 95;
     public const int ENOTCONN = 107;
     public const int ETIMEDOUT = 110;
+    public const int ESTALE = 116;
 }

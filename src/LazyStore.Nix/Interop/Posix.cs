@@ -195,33 +195,77 @@ public static partial class Posix
         return new PosixFileSystemStat(b.BlockSize, b.FragmentSize, b.Blocks, b.BlocksFree, b.BlocksAvailable, b.Files, b.FilesFree, b.NameMax);
     }
 
-    /// <summary>lgetxattr(2); with an empty buffer, the size the value needs.</summary>
-    public static unsafe int GetExtendedAttribute(string path, string name, Span<byte> value)
+    /// <summary>
+    /// lgetxattr(2), or getxattr(2) with <paramref name="follow"/> (needed for <c>/proc/self/fd/N</c> of an
+    /// O_PATH descriptor, a symlink to the file); with an empty buffer, the size the value needs.
+    /// </summary>
+    public static unsafe int GetExtendedAttribute(string path, string name, Span<byte> value, bool follow = false)
     {
         fixed (byte* p = value)
         {
-            var n = lgetxattr(path, name, p, (nuint)value.Length);
+            var n = follow ? getxattr(path, name, p, (nuint)value.Length) : lgetxattr(path, name, p, (nuint)value.Length);
             return n < 0 ? throw Fail("getxattr", name) : (int)n;
         }
     }
 
-    /// <summary>llistxattr(2): NUL-terminated names; with an empty buffer, the size they need.</summary>
-    public static unsafe int ListExtendedAttributes(string path, Span<byte> names)
+    /// <summary>llistxattr(2) (listxattr(2) with <paramref name="follow"/>): NUL-terminated names; with an empty buffer, the size they need.</summary>
+    public static unsafe int ListExtendedAttributes(string path, Span<byte> names, bool follow = false)
     {
         fixed (byte* p = names)
         {
-            var n = llistxattr(path, p, (nuint)names.Length);
+            var n = follow ? listxattr(path, p, (nuint)names.Length) : llistxattr(path, p, (nuint)names.Length);
             return n < 0 ? throw Fail("listxattr", path) : (int)n;
         }
     }
 
-    public static unsafe void SetExtendedAttribute(string path, string name, ReadOnlySpan<byte> value, int flags)
+    public static unsafe void SetExtendedAttribute(string path, string name, ReadOnlySpan<byte> value, int flags, bool follow = false)
     {
         fixed (byte* p = value)
-            Check(lsetxattr(path, name, p, (nuint)value.Length, flags), "setxattr", name);
+            Check(follow ? setxattr(path, name, p, (nuint)value.Length, flags) : lsetxattr(path, name, p, (nuint)value.Length, flags), "setxattr", name);
     }
 
-    public static void RemoveExtendedAttribute(string path, string name) => Check(lremovexattr(path, name), "removexattr", name);
+    public static void RemoveExtendedAttribute(string path, string name, bool follow = false) =>
+        Check(follow ? removexattr(path, name) : lremovexattr(path, name), "removexattr", name);
+
+    /// <summary>pread(2): the number of bytes read, 0 at the end of the file.</summary>
+    public static unsafe int ReadAt(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            nint n;
+            while ((n = pread(fd, p, (nuint)buffer.Length, offset)) < 0 && Marshal.GetLastPInvokeError() == Eintr)
+            {
+            }
+            return n < 0 ? throw Fail("pread", null) : (int)n;
+        }
+    }
+
+    /// <summary>pwrite(2): the number of bytes written.</summary>
+    public static unsafe int WriteAt(int fd, ReadOnlySpan<byte> data, long offset)
+    {
+        fixed (byte* p = data)
+        {
+            nint n;
+            while ((n = pwrite(fd, p, (nuint)data.Length, offset)) < 0 && Marshal.GetLastPInvokeError() == Eintr)
+            {
+            }
+            return n < 0 ? throw Fail("pwrite", null) : (int)n;
+        }
+    }
+
+    /// <summary>fsync(2), or fdatasync(2) when <paramref name="dataOnly"/>.</summary>
+    public static void Sync(int fd, bool dataOnly) => Check(dataOnly ? fdatasync(fd) : fsync(fd), dataOnly ? "fdatasync" : "fsync", null);
+
+    /// <summary>ftruncate(2).</summary>
+    public static void TruncateFile(int fd, long length) => Check(ftruncate(fd, length), "ftruncate", null);
+
+    /// <summary>
+    /// The path through which a descriptor's file is reached again (<c>/proc/self/fd/N</c>): how calls without
+    /// an *at form (open of an O_PATH descriptor's file, truncate, xattrs) reach it by descriptor.
+    /// </summary>
+    public static string DescriptorPath(int fd) => "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private const int Eintr = 4;
 
     private static void Check(int result, string call, string? subject)
     {
@@ -299,6 +343,33 @@ public static partial class Posix
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int lremovexattr(string path, string name);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial nint getxattr(string path, string name, byte* value, nuint size);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial nint listxattr(string path, byte* names, nuint size);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int setxattr(string path, string name, byte* value, nuint size, int flags);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int removexattr(string path, string name);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint pread(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint pwrite(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fdatasync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int ftruncate(int fd, long length);
 
     /// <summary>struct dirent (64-bit glibc): d_ino, d_off, d_reclen, d_type, d_name[256].</summary>
     [StructLayout(LayoutKind.Sequential)]

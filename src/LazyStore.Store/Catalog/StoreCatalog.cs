@@ -116,6 +116,23 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return names;
     }
 
+    /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
+    public IReadOnlyList<RegisteredRoot> ListRegisteredRoots()
+    {
+        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            """
+            SELECT p.base_name, p.nar_id, e.type FROM store_paths p
+            LEFT JOIN entries e ON e.nar_id = p.nar_id AND e.id = 0
+            WHERE p.registered = 1 ORDER BY p.base_name
+            """);
+        using var reader = command.ExecuteReader();
+        var roots = new List<RegisteredRoot>();
+        while (reader.Read())
+            roots.Add(new RegisteredRoot(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : (NarEntryType)reader.GetInt32(2)));
+        return roots;
+    }
+
     private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
     {
         using var command = Command(connection,
@@ -399,6 +416,8 @@ public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tr
 }
 
 public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar);
+
+public sealed record RegisteredRoot(string BaseName, long NarId, NarEntryType? RootType);
 
 public sealed record FetchFailureRecord(string Cache, string Reason, long FailedAt);
 

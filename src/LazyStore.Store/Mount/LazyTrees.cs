@@ -1,0 +1,199 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using LazyStore.Nix;
+using LazyStore.Nix.Nar;
+using LazyStore.Store.Catalog;
+using LazyStore.Store.Fetch;
+using LazyStore.Store.Substituters;
+
+namespace LazyStore.Store.Mount;
+
+/// <summary>A lazy path could not be listed or fetched; the message says which and why.</summary>
+public sealed class LazyPathUnavailableException(string message, Exception? inner = null) : IOException(message, inner);
+
+/// <summary>A name in the mount's root that is a lazy store path, as the root listing shows it.</summary>
+internal readonly record struct LazyRootName(string BaseName, long NarId, NarEntryType? RootType);
+
+/// <summary>
+/// The store side of the mount: which root names are lazy store paths (registered in the catalog, or
+/// with on-demand any path a trusted cache has), their trees, and the verified NAR behind a first open.
+/// Knows nothing of FUSE.
+/// </summary>
+internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions options, MountLog log)
+{
+    // Trees are small next to their NARs, but a mount may touch many paths; past this many the cache
+    // starts over (nodes keep the trees they were made from).
+    private const int MaxCachedTrees = 4096;
+
+    private readonly ConcurrentDictionary<string, LazyTree> _trees = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<LazyTree>>> _listing = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<LazyTree>>> _fetching = new();
+    private readonly ConcurrentDictionary<string, (long At, string Why)> _failures = new();
+    private readonly ConcurrentDictionary<string, long> _touched = new();
+    private readonly ConcurrentDictionary<string, StorePath> _onDemand = new();
+
+    public StoreCatalog Catalog => engine.Catalog;
+
+    /// <summary>
+    /// The tree of the lazy store path named <paramref name="baseName"/>, or null when the name is not one
+    /// (malformed, not registered, or — on demand — in no trusted cache). Throws
+    /// <see cref="LazyPathUnavailableException"/> when the path exists but its tree cannot be had.
+    /// </summary>
+    public async ValueTask<LazyTree?> FindAsync(string baseName, CancellationToken cancellationToken)
+    {
+        if (!StorePath.TryFromBaseName(baseName, out var path) || path is null)
+            return null;
+        var known = engine.FindKnownPath(path);
+        if (known is not null && known.Path.BaseName != baseName)
+            return null;
+        if (known is not { Registered: true })
+        {
+            if (!options.OnDemand)
+                return null;
+            try
+            {
+                known = await engine.GetPathAsync(path, register: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PathNotSubstitutableException e)
+            {
+                log.Debug($"{baseName}: not in any cache ({string.Join("; ", e.Answers)})");
+                return null;
+            }
+            if (_onDemand.TryAdd(path.HashPart, path))
+                log.Info($"{baseName}: found on demand in {known.CacheUrl}");
+        }
+        if (_trees.TryGetValue(path.HashPart, out var cached) && cached.Nar.Id == known.Nar.Id)
+            return cached;
+        return await SingleFlight(_listing, path.HashPart, () => LoadTreeAsync(known, cancellationToken)).ConfigureAwait(false);
+    }
+
+    private async Task<LazyTree> LoadTreeAsync(LazyPath path, CancellationToken cancellationToken)
+    {
+        NarRecord nar;
+        try
+        {
+            nar = await engine.EnsureTreeAsync(path, fetchIfUnlisted: false, cancellationToken).ConfigureAwait(false);
+            if (nar.Tree == NarTree.None)
+            {
+                // Without a listing even the root's type is unknown: the NAR itself has to come.
+                log.Info($"{path.Path.BaseName}: the cache has no listing; fetching the NAR to list it");
+                nar = await FetchNarAsync(path, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is BinaryCacheException or PathNotSubstitutableException)
+        {
+            throw new LazyPathUnavailableException($"{path.Path.BaseName}: {e.Message}", e);
+        }
+        return Remember(new LazyTree(path, nar, Catalog.GetTree(nar.Id)));
+    }
+
+    /// <summary>
+    /// The tree of <paramref name="tree"/>'s path as read from its verified NAR, fetching the NAR first if
+    /// needed (once, however many opens wait for it). A fetch that failed within the back-off is not tried again.
+    /// </summary>
+    public async ValueTask<LazyTree> EnsureFetchedAsync(LazyTree tree, CancellationToken cancellationToken)
+    {
+        if (tree.IsFetched)
+            return tree;
+        var hashPart = tree.Path.Path.HashPart;
+        if (_trees.TryGetValue(hashPart, out var cached) && cached.IsFetched && cached.Nar.Id == tree.Nar.Id)
+            return cached;
+        return await FetchTreeAsync(tree.Path, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task<LazyTree> FetchTreeAsync(LazyPath path, CancellationToken cancellationToken) =>
+        SingleFlight(_fetching, path.Path.HashPart, async () =>
+        {
+            var nar = await FetchNarAsync(path, cancellationToken).ConfigureAwait(false);
+            return Remember(new LazyTree(path, nar, Catalog.GetTree(nar.Id)));
+        });
+
+    private async Task<NarRecord> FetchNarAsync(LazyPath path, CancellationToken cancellationToken)
+    {
+        var key = path.Nar.NarHash;
+        if (_failures.TryGetValue(key, out var failure) && Stopwatch.GetElapsedTime(failure.At) < options.FailureBackoff)
+            throw new LazyPathUnavailableException($"{path.Path.BaseName}: {failure.Why} (failed {Stopwatch.GetElapsedTime(failure.At).TotalSeconds:0.0} s ago; not retried for {options.FailureBackoff.TotalSeconds:0.#} s)");
+        var started = Stopwatch.GetTimestamp();
+        var before = engine.Nars.BytesDownloaded;
+        try
+        {
+            var nar = await engine.EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false);
+            _failures.TryRemove(key, out _);
+            log.Info($"{path.Path.BaseName}: NAR ready ({nar.NarSize:N0} bytes; {engine.Nars.BytesDownloaded - before:N0} bytes downloaded meanwhile, {Stopwatch.GetElapsedTime(started).TotalSeconds:0.00} s)");
+            return nar;
+        }
+        catch (Exception e) when (e is NarUnavailableException or BinaryCacheException or PathNotSubstitutableException or IOException)
+        {
+            _failures[key] = (Stopwatch.GetTimestamp(), e.Message);
+            log.Error($"{path.Path.BaseName}: fetch failed: {e.Message}");
+            throw new LazyPathUnavailableException($"{path.Path.BaseName}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Opens the verified blob behind a fetched tree; a blob removed behind the index's back is fetched again once.</summary>
+    public async ValueTask<(LazyTree Tree, NarBlob Blob)> OpenBlobAsync(LazyTree tree, CancellationToken cancellationToken)
+    {
+        tree = await EnsureFetchedAsync(tree, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return (tree, OpenBlob(tree));
+        }
+        catch (FileNotFoundException)
+        {
+            // Removed behind the index's back: the NAR cache notices the missing blob and fetches it again.
+            _trees.TryRemove(tree.Path.Path.HashPart, out _);
+            tree = await FetchTreeAsync(tree.Path, cancellationToken).ConfigureAwait(false);
+            return (tree, OpenBlob(tree));
+        }
+    }
+
+    private NarBlob OpenBlob(LazyTree tree)
+    {
+        // last_access feeds eviction; a write per open would cost more than it tells.
+        var now = Environment.TickCount64;
+        if (!_touched.TryGetValue(tree.Nar.NarHash, out var last) || now - last > 60_000)
+        {
+            _touched[tree.Nar.NarHash] = now;
+            Catalog.TouchNar(tree.Nar.Id);
+        }
+        return NarBlob.Open(Catalog.State, tree.Nar, NixHash.Parse(tree.Nar.NarHash));
+    }
+
+    /// <summary>Whether <paramref name="baseName"/> is a lazy path the root shows (registered, or found on demand); asks no cache.</summary>
+    public bool IsLazyRootName(string baseName) =>
+        StorePath.TryFromBaseName(baseName, out var path) && path is not null
+        && (_onDemand.ContainsKey(path.HashPart) || engine.FindKnownPath(path) is { Registered: true } known && known.Path.BaseName == baseName);
+
+    /// <summary>The lazy names of the root: registered paths, and on-demand paths looked up during this mount.</summary>
+    public IReadOnlyList<LazyRootName> ListRoot()
+    {
+        var names = Catalog.ListRegisteredRoots().Select(r => new LazyRootName(r.BaseName, r.NarId, r.RootType)).ToList();
+        foreach (var path in _onDemand.Values)
+        {
+            if (_trees.TryGetValue(path.HashPart, out var tree) && !names.Any(n => n.BaseName == path.BaseName))
+                names.Add(new LazyRootName(path.BaseName, tree.Nar.Id, tree.Root.Type));
+        }
+        return names;
+    }
+
+    private LazyTree Remember(LazyTree tree)
+    {
+        if (_trees.Count >= MaxCachedTrees)
+            _trees.Clear();
+        _trees[tree.Path.Path.HashPart] = tree;
+        return tree;
+    }
+
+    private static async Task<LazyTree> SingleFlight(ConcurrentDictionary<string, Lazy<Task<LazyTree>>> flights, string key, Func<Task<LazyTree>> start)
+    {
+        var flight = flights.GetOrAdd(key, _ => new Lazy<Task<LazyTree>>(start));
+        try
+        {
+            return await flight.Value.ConfigureAwait(false);
+        }
+        finally
+        {
+            flights.TryRemove(new KeyValuePair<string, Lazy<Task<LazyTree>>>(key, flight));
+        }
+    }
+}

@@ -1,0 +1,288 @@
+using LazyStore.Fuse;
+using LazyStore.Nix.Interop;
+
+namespace LazyStore.Store.Mount;
+
+/// <summary>
+/// The operations that change something. They pass through to the lower directory by descriptor, as
+/// Nix's own calls would on a plain store directory; anything aimed into a lazy path is EROFS.
+/// </summary>
+internal sealed partial class StoreFileSystem
+{
+    public ValueTask<FuseAttributeResult> SetAttributesAsync(FuseRequestContext context, ulong nodeId, FuseSetAttributes changes)
+    {
+        var node = WritableNode(nodeId);
+        try
+        {
+            if (changes.Mode is { } mode)
+            {
+                // Linux keeps no mode on symlinks; chmod through the descriptor path would change the target.
+                if (node.Type == PosixFileType.Symlink)
+                    throw new FuseException(Errno.EOPNOTSUPP);
+                Posix.ChmodAt(Posix.AtFdCwd, node.ProcPath, mode & 0xFFF);
+            }
+            if (changes.UserId is not null || changes.GroupId is not null)
+                Posix.ChownAt(node.Fd, "", changes.UserId ?? uint.MaxValue, changes.GroupId ?? uint.MaxValue, Posix.AtEmptyPath | Posix.AtSymlinkNoFollow);
+            if (changes.Size is { } size)
+            {
+                if (changes.FileHandle is { } fh && Handle(fh) is LowerFile open)
+                    Posix.TruncateFile(open.Fd, size);
+                else
+                    Posix.Truncate(node.ProcPath, size);
+            }
+            if (changes.AccessTime.Kind != FuseTimeChangeKind.Omit || changes.ModificationTime.Kind != FuseTimeChangeKind.Omit)
+                Posix.SetTimesAt(node.Fd, "", ToPosix(changes.AccessTime), ToPosix(changes.ModificationTime), Posix.AtEmptyPath | Posix.AtSymlinkNoFollow);
+            return new(new FuseAttributeResult(LowerAttributes(Posix.StatAt(node.Fd, "")), LowerTimeout));
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    private static PosixTime ToPosix(FuseTimeChange change) => change.Kind switch
+    {
+        FuseTimeChangeKind.Now => new PosixTime(0, (uint)Posix.UtimeNow),
+        FuseTimeChangeKind.Set => new PosixTime(change.Time.Seconds, change.Time.Nanoseconds),
+        _ => new PosixTime(0, (uint)Posix.UtimeOmit),
+    };
+
+    public ValueTask<FuseEntry> MakeNodeAsync(FuseRequestContext context, ulong parent, string name, uint mode, uint deviceNumber) =>
+        Create(context, parent, name, directory => Posix.MakeNodeAt(directory.Fd, name, mode, deviceNumber));
+
+    public ValueTask<FuseEntry> MakeDirectoryAsync(FuseRequestContext context, ulong parent, string name, uint mode) =>
+        Create(context, parent, name, directory => Posix.MakeDirectoryAt(directory.Fd, name, mode));
+
+    public ValueTask<FuseEntry> SymlinkAsync(FuseRequestContext context, string target, ulong parent, string name) =>
+        Create(context, parent, name, directory => Posix.SymlinkAt(target, directory.Fd, name));
+
+    public ValueTask<FuseCreateResult> CreateAsync(FuseRequestContext context, ulong parent, string name, uint mode, int flags)
+    {
+        var directory = WritableNode(parent);
+        try
+        {
+            var descriptor = Posix.OpenAt(directory.Fd, name, (flags | Posix.OCreate) & ~Posix.ONoFollow, mode);
+            try
+            {
+                AdoptOwner(context, directory, name);
+                var entry = LookupLowerCreated(directory, name);
+                return new(new FuseCreateResult(entry, new FuseOpenResult { FileHandle = AddHandle(new LowerFile(descriptor)) }));
+            }
+            catch
+            {
+                descriptor.Dispose();
+                throw;
+            }
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    private ValueTask<FuseEntry> Create(FuseRequestContext context, ulong parent, string name, Action<LowerNode> create)
+    {
+        var directory = WritableNode(parent);
+        try
+        {
+            create(directory);
+            AdoptOwner(context, directory, name);
+            return new(LookupLowerCreated(directory, name));
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    /// <summary>
+    /// Gives a new file to the user who asked for it, as a kernel filesystem would; this process (root)
+    /// created it. Unprivileged, the file is the caller's anyway (the mount is then the caller's own).
+    /// </summary>
+    private static void AdoptOwner(FuseRequestContext context, LowerNode directory, string name)
+    {
+        if (Environment.IsPrivilegedProcess && (context.UserId != 0 || context.GroupId != 0))
+            Posix.ChownAt(directory.Fd, name, context.UserId, context.GroupId, Posix.AtSymlinkNoFollow);
+    }
+
+    public ValueTask UnlinkAsync(FuseRequestContext context, ulong parent, string name) => Remove(parent, name, directory: false);
+
+    public ValueTask RemoveDirectoryAsync(FuseRequestContext context, ulong parent, string name) => Remove(parent, name, directory: true);
+
+    private ValueTask Remove(ulong parent, string name, bool directory)
+    {
+        var node = WritableNode(parent);
+        try
+        {
+            Posix.UnlinkAt(node.Fd, name, directory);
+            return ValueTask.CompletedTask;
+        }
+        catch (PosixException e) when (e.Errno == Errno.ENOENT)
+        {
+            throw LazyRootOr(node, name, e);
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask RenameAsync(FuseRequestContext context, ulong parent, string name, ulong newParent, string newName, FuseRenameFlags flags)
+    {
+        var from = WritableNode(parent);
+        var to = WritableNode(newParent);
+        try
+        {
+            Posix.RenameAt(from.Fd, name, to.Fd, newName, (uint)flags);
+            return ValueTask.CompletedTask;
+        }
+        catch (PosixException e) when (e.Errno == Errno.ENOENT)
+        {
+            throw LazyRootOr(from, name, e);
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask<FuseEntry> LinkAsync(FuseRequestContext context, ulong nodeId, ulong newParent, string newName)
+    {
+        // A lazy file has no inode in the lower file system to link to: "another file system".
+        if (Node(nodeId) is not LowerNode source)
+            throw new FuseException(Errno.EXDEV);
+        var directory = WritableNode(newParent);
+        try
+        {
+            Posix.LinkAt(Posix.AtFdCwd, source.ProcPath, directory.Fd, newName, AtSymlinkFollow);
+            return new(LookupLowerCreated(directory, newName));
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask FsyncDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, bool dataOnly)
+    {
+        if (Node(nodeId) is LowerNode node)
+        {
+            try
+            {
+                using var directory = Posix.OpenAt(node.Fd, ".", Posix.ORead | Posix.ODirectory);
+                Posix.Sync(directory.Fd, dataOnly);
+            }
+            catch (PosixException e)
+            {
+                throw Fail(e);
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    // ---- extended attributes ----
+
+    public ValueTask<byte[]?> GetExtendedAttributeAsync(FuseRequestContext context, ulong nodeId, string name)
+    {
+        // Lazy paths have none (Nix strips them when it canonicalises), and symlinks cannot be reached by descriptor path.
+        if (Node(nodeId) is not LowerNode { Type: not PosixFileType.Symlink } node)
+            return new((byte[]?)null);
+        try
+        {
+            while (true)
+            {
+                var value = new byte[Posix.GetExtendedAttribute(node.ProcPath, name, [], follow: true)];
+                try
+                {
+                    var length = Posix.GetExtendedAttribute(node.ProcPath, name, value, follow: true);
+                    return new(value[..length]);
+                }
+                catch (PosixException e) when (e.Errno == Errno.ERANGE)
+                {
+                    // It grew between the two calls; ask again.
+                }
+            }
+        }
+        catch (PosixException e) when (e.Errno == Errno.ENODATA)
+        {
+            return new((byte[]?)null);
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask<IReadOnlyList<string>> ListExtendedAttributesAsync(FuseRequestContext context, ulong nodeId)
+    {
+        if (Node(nodeId) is not LowerNode { Type: not PosixFileType.Symlink } node)
+            return new((IReadOnlyList<string>)[]);
+        try
+        {
+            while (true)
+            {
+                var names = new byte[Posix.ListExtendedAttributes(node.ProcPath, [], follow: true)];
+                try
+                {
+                    var length = Posix.ListExtendedAttributes(node.ProcPath, names, follow: true);
+                    return new(System.Text.Encoding.UTF8.GetString(names, 0, length).Split('\0', StringSplitOptions.RemoveEmptyEntries));
+                }
+                catch (PosixException e) when (e.Errno == Errno.ERANGE)
+                {
+                    // It grew between the two calls; ask again.
+                }
+            }
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask SetExtendedAttributeAsync(FuseRequestContext context, ulong nodeId, string name, ReadOnlyMemory<byte> value, int flags)
+    {
+        var node = WritableNode(nodeId);
+        if (node.Type == PosixFileType.Symlink)
+            throw new FuseException(Errno.EOPNOTSUPP);
+        try
+        {
+            Posix.SetExtendedAttribute(node.ProcPath, name, value.Span, flags, follow: true);
+            return ValueTask.CompletedTask;
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask RemoveExtendedAttributeAsync(FuseRequestContext context, ulong nodeId, string name)
+    {
+        var node = WritableNode(nodeId);
+        if (node.Type == PosixFileType.Symlink)
+            throw new FuseException(Errno.EOPNOTSUPP);
+        try
+        {
+            Posix.RemoveExtendedAttribute(node.ProcPath, name, follow: true);
+            return ValueTask.CompletedTask;
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    /// <summary>The lower node a change is aimed at; a lazy one is read-only.</summary>
+    private LowerNode WritableNode(ulong id) => Node(id) switch
+    {
+        LowerNode lower => lower,
+        LazyNode => throw new FuseException(Errno.EROFS),
+        _ => throw new FuseException(Errno.ESTALE),
+    };
+
+    /// <summary>
+    /// A name missing from the lower root may be a lazy path, which cannot be removed or renamed (yet):
+    /// EROFS for it, the lower error otherwise.
+    /// </summary>
+    private FuseException LazyRootOr(LowerNode parent, string name, PosixException error) =>
+        parent == _nodes.Root && _trees.IsLazyRootName(name) ? new FuseException(Errno.EROFS) : Fail(error);
+}

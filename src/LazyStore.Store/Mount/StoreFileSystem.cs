@@ -1,0 +1,564 @@
+using System.Collections.Concurrent;
+using System.Text;
+using LazyStore.Fuse;
+using LazyStore.Nix.Interop;
+using LazyStore.Nix.Nar;
+using LazyStore.Store.Catalog;
+using LazyStore.Store.Fetch;
+
+namespace LazyStore.Store.Mount;
+
+/// <summary>
+/// The overlay the kernel sees: the lower store directory passed through (reads and writes), and lazy
+/// store paths as read-only trees with Nix's canonical metadata whose files are read from verified NAR
+/// blobs. A name in the root that exists in the lower directory always wins over a lazy path.
+/// </summary>
+/// <remarks>
+/// Timeouts: lazy content never changes, so the kernel may keep its entries, attributes and pages for
+/// a day. Lower entries change only through this mount (the kernel then updates its caches itself),
+/// so a second is enough for the rare change behind its back. Root names that are not there are never
+/// cached, so a path registered by another process shows up at its next lookup.
+/// </remarks>
+internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
+{
+    private static readonly TimeSpan LazyTimeout = TimeSpan.FromDays(1);
+    private static readonly TimeSpan LowerTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>Nix's canonical timestamp for store paths (canonicalisePathMetaData: mtime 1).</summary>
+    private static readonly FuseTimestamp CanonicalTime = new(1, 0);
+
+    // Lazy inode numbers: the top bit set (lower filesystems do not hand such out), then the NAR's row
+    // id and the entry's number in NAR order, so an entry keeps its st_ino across lookups and mounts.
+    private const ulong LazyInodeBit = 1UL << 63;
+
+    private const int OAccessModes = 3;
+    private const int OTruncate = 0x200;
+    private const int AtSymlinkFollow = 0x400;
+
+    private readonly LazyStoreEngine _engine;
+    private readonly LazyTrees _trees;
+    private readonly NodeTable _nodes;
+    private readonly MountLog _log;
+    private readonly ConcurrentDictionary<ulong, OpenHandle> _handles = new();
+    private long _nextHandle;
+    private long _lazyOpens;
+    private long _failedOpens;
+
+    public StoreFileSystem(LazyStoreEngine engine, SafeFileDescriptor lowerRoot, string lowerPath, StoreMountOptions options)
+    {
+        _engine = engine;
+        _log = new MountLog(options.Log, options.Verbosity);
+        _trees = new LazyTrees(engine, options, _log);
+        var stat = Posix.StatAt(lowerRoot.Fd, "");
+        if (stat.Type != PosixFileType.Directory)
+            throw new IOException($"the lower store directory {lowerPath} is not a directory");
+        _nodes = new NodeTable(new LowerNode(IFuseFileSystem.RootNodeId, lowerRoot, stat.Device, stat.Inode, stat.Type) { Lookups = 1 });
+    }
+
+    public StoreMountStatistics Statistics =>
+        new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.DownloadsStarted, _engine.Nars.BytesDownloaded);
+
+    // ---- names and attributes ----
+
+    public ValueTask<FuseEntry> LookupAsync(FuseRequestContext context, ulong parent, string name)
+    {
+        switch (Node(parent))
+        {
+            case LazyNode lazy:
+                if (lazy.Entry.Type != NarEntryType.Directory)
+                    throw new FuseException(Errno.ENOTDIR);
+                return new(lazy.Tree.Lookup(lazy.EntryId, name) is { } child
+                    ? LazyEntry(_nodes.AddLazy(lazy.Tree, child.Id))
+                    : FuseEntry.Negative(LazyTimeout));
+            case LowerNode lower:
+                if (TryLookupLower(lower, name) is { } entry)
+                    return new(entry);
+                return lower == _nodes.Root ? LookupLazyRootAsync(name) : new(FuseEntry.Negative(LowerTimeout));
+            default:
+                throw new FuseException(Errno.ESTALE);
+        }
+    }
+
+    private async ValueTask<FuseEntry> LookupLazyRootAsync(string name)
+    {
+        LazyTree? tree;
+        try
+        {
+            tree = await _trees.FindAsync(name, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (LazyPathUnavailableException e)
+        {
+            _log.Error($"lookup {name}: {e.Message}");
+            throw new FuseException(Errno.EIO, e.Message, e);
+        }
+        if (tree is null)
+        {
+            _log.Debug($"lookup {name}: neither in the lower directory nor a lazy path");
+            return FuseEntry.Negative(TimeSpan.Zero);
+        }
+        return LazyEntry(_nodes.AddLazy(tree, tree.Root.Id));
+    }
+
+    /// <summary>The lower entry <paramref name="name"/> of <paramref name="parent"/> with one more lookup, or null when there is none.</summary>
+    private FuseEntry? TryLookupLower(LowerNode parent, string name)
+    {
+        SafeFileDescriptor descriptor;
+        try
+        {
+            descriptor = Posix.OpenAt(parent.Fd, name, Posix.OPath | Posix.ONoFollow);
+        }
+        catch (PosixException e) when (e.Errno == Errno.ENOENT)
+        {
+            return null;
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+        PosixStat stat;
+        try
+        {
+            stat = Posix.StatAt(descriptor.Fd, "");
+        }
+        catch (PosixException e)
+        {
+            descriptor.Dispose();
+            throw Fail(e);
+        }
+        return LowerEntry(_nodes.AddLower(descriptor, stat), stat);
+    }
+
+    private FuseEntry LookupLowerCreated(LowerNode parent, string name) =>
+        TryLookupLower(parent, name) ?? throw new FuseException(Errno.ENOENT, $"'{name}' vanished right after it was created");
+
+    public void Forget(ulong nodeId, ulong lookupCount) => _nodes.Forget(nodeId, lookupCount);
+
+    public ValueTask<FuseAttributeResult> GetAttributesAsync(FuseRequestContext context, ulong nodeId, ulong? fileHandle) =>
+        new(Node(nodeId) switch
+        {
+            LazyNode lazy => new FuseAttributeResult(LazyAttributes(lazy.Tree, lazy.Entry), LazyTimeout),
+            LowerNode lower => new FuseAttributeResult(LowerAttributes(Stat(lower)), LowerTimeout),
+            _ => throw new FuseException(Errno.ESTALE),
+        });
+
+    public ValueTask<string> ReadLinkAsync(FuseRequestContext context, ulong nodeId)
+    {
+        switch (Node(nodeId))
+        {
+            case LazyNode lazy:
+                return new(lazy.Entry.Target ?? throw new FuseException(Errno.EINVAL));
+            case LowerNode lower:
+                try
+                {
+                    return new(Encoding.UTF8.GetString(Posix.ReadLinkAt(lower.Fd, "")));
+                }
+                catch (PosixException e)
+                {
+                    throw Fail(e);
+                }
+            default:
+                throw new FuseException(Errno.ESTALE);
+        }
+    }
+
+    private FuseEntry LazyEntry(LazyNode node) => new()
+    {
+        NodeId = node.Id,
+        Attributes = LazyAttributes(node.Tree, node.Entry),
+        EntryTimeout = LazyTimeout,
+        AttributeTimeout = LazyTimeout,
+    };
+
+    private static FuseEntry LowerEntry(LowerNode node, in PosixStat stat) => new()
+    {
+        NodeId = node.Id,
+        Attributes = LowerAttributes(stat),
+        EntryTimeout = LowerTimeout,
+        AttributeTimeout = LowerTimeout,
+    };
+
+    /// <summary>What Nix makes of a store path's files: root-owned, r-x or r--, mtime 1 (canonicalisePathMetaData).</summary>
+    private static FuseAttributes LazyAttributes(LazyTree tree, NarIndexEntry entry)
+    {
+        var (mode, size, links) = entry.Type switch
+        {
+            NarEntryType.Directory => ((uint)FuseFileType.Directory | 0x16D, 0L,
+                2u + (uint)tree.Children(entry.Id).Count(c => c.Type == NarEntryType.Directory)),
+            NarEntryType.Symlink => ((uint)FuseFileType.Symlink | 0x1FF, (long)Encoding.UTF8.GetByteCount(entry.Target ?? ""), 1u),
+            _ => ((uint)FuseFileType.Regular | (entry.IsExecutable ? 0x16Du : 0x124u), entry.Size, 1u),
+        };
+        return new FuseAttributes
+        {
+            Inode = LazyInode(tree.Nar.Id, entry.Id),
+            Mode = mode,
+            LinkCount = links,
+            Size = size,
+            Blocks = (size + 511) / 512,
+            AccessTime = CanonicalTime,
+            ModificationTime = CanonicalTime,
+            ChangeTime = CanonicalTime,
+        };
+    }
+
+    private static ulong LazyInode(long narId, int entryId) => LazyInodeBit | ((ulong)narId << 32) | (uint)entryId;
+
+    private static FuseAttributes LowerAttributes(in PosixStat stat) => new()
+    {
+        Inode = stat.Inode,
+        Mode = stat.Mode,
+        LinkCount = stat.LinkCount,
+        UserId = stat.Uid,
+        GroupId = stat.Gid,
+        DeviceNumber = (uint)stat.RDevice,
+        Size = stat.Size,
+        Blocks = stat.Blocks,
+        BlockSize = (int)stat.BlockSize,
+        AccessTime = new FuseTimestamp(stat.Access.Seconds, stat.Access.Nanoseconds),
+        ModificationTime = new FuseTimestamp(stat.Modification.Seconds, stat.Modification.Nanoseconds),
+        ChangeTime = new FuseTimestamp(stat.Change.Seconds, stat.Change.Nanoseconds),
+    };
+
+    private static PosixStat Stat(LowerNode node)
+    {
+        try
+        {
+            return Posix.StatAt(node.Fd, "");
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    // ---- files ----
+
+    public ValueTask<FuseOpenResult> OpenAsync(FuseRequestContext context, ulong nodeId, int flags)
+    {
+        switch (Node(nodeId))
+        {
+            case LazyNode lazy:
+                if ((flags & OAccessModes) != Posix.ORead || (flags & OTruncate) != 0)
+                    throw new FuseException(Errno.EROFS);
+                return OpenLazyAsync(lazy);
+            case LowerNode lower:
+                try
+                {
+                    var descriptor = Posix.OpenAt(Posix.AtFdCwd, lower.ProcPath, flags & ~(Posix.ONoFollow | Posix.OCreate | Posix.OExclusive));
+                    return new(new FuseOpenResult { FileHandle = AddHandle(new LowerFile(descriptor)) });
+                }
+                catch (PosixException e)
+                {
+                    throw Fail(e);
+                }
+            default:
+                throw new FuseException(Errno.ESTALE);
+        }
+    }
+
+    private async ValueTask<FuseOpenResult> OpenLazyAsync(LazyNode node)
+    {
+        Interlocked.Increment(ref _lazyOpens);
+        var listed = node.Entry;
+        if (listed.Type != NarEntryType.Regular)
+            throw new FuseException(Errno.EISDIR);
+        _log.Debug($"open {node.Describe()}");
+        LazyTree tree;
+        NarBlob blob;
+        try
+        {
+            (tree, blob) = await _trees.OpenBlobAsync(node.Tree, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (LazyPathUnavailableException e)
+        {
+            Interlocked.Increment(ref _failedOpens);
+            _log.Error($"open {node.Describe()}: {e.Message}");
+            throw new FuseException(Errno.EIO, e.Message, e);
+        }
+        // The node may come from the cache's listing, which nothing verified: serve it only if the
+        // verified NAR has the same file there.
+        var verified = tree == node.Tree ? listed : tree.Resolve(node.Tree.PathOf(node.EntryId));
+        if (verified is null || verified.Type != listed.Type || verified.Size != listed.Size || verified.IsExecutable != listed.IsExecutable)
+        {
+            blob.Dispose();
+            Interlocked.Increment(ref _failedOpens);
+            _log.Error($"open {node.Describe()}: the cache's listing disagrees with the verified NAR (listed {Describe(listed)}, NAR has {(verified is null ? "nothing" : Describe(verified))})");
+            throw new FuseException(Errno.EIO);
+        }
+        return new FuseOpenResult { FileHandle = AddHandle(new LazyFile(blob, verified)), KeepCache = true };
+    }
+
+    private static string Describe(NarIndexEntry entry) =>
+        entry.Type == NarEntryType.Regular ? $"a {(entry.IsExecutable ? "executable" : "regular")} file of {entry.Size} bytes" : $"a {entry.Type.ToString().ToLowerInvariant()}";
+
+    public ValueTask<int> ReadAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, Memory<byte> buffer)
+    {
+        try
+        {
+            // Positional reads of local files: cheaper done on the worker than handed to another thread.
+            return new(Handle(fileHandle) switch
+            {
+                LazyFile lazy => lazy.Blob.Read(lazy.Entry, offset, buffer.Span),
+                LowerFile lower => Posix.ReadAt(lower.Fd, buffer.Span, offset),
+                _ => throw new FuseException(Errno.EBADF),
+            });
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+        catch (IOException e)
+        {
+            throw new FuseException(Errno.EIO, e.Message, e);
+        }
+    }
+
+    public ValueTask<int> WriteAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, ReadOnlyMemory<byte> data)
+    {
+        if (Handle(fileHandle) is not LowerFile lower)
+            throw new FuseException(Errno.EROFS);
+        try
+        {
+            return new(Posix.WriteAt(lower.Fd, data.Span, offset));
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    public ValueTask FlushAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, ulong lockOwner) => ValueTask.CompletedTask;
+
+    public ValueTask ReleaseAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, int flags)
+    {
+        if (_handles.TryRemove(fileHandle, out var handle))
+            handle.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask FsyncAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, bool dataOnly)
+    {
+        if (Handle(fileHandle) is LowerFile lower)
+        {
+            try
+            {
+                Posix.Sync(lower.Fd, dataOnly);
+            }
+            catch (PosixException e)
+            {
+                throw Fail(e);
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    // ---- directories ----
+
+    public ValueTask<FuseOpenResult> OpenDirectoryAsync(FuseRequestContext context, ulong nodeId, int flags)
+    {
+        var node = Node(nodeId);
+        var items = node switch
+        {
+            LazyNode lazy => ListLazy(lazy),
+            LowerNode lower => ListLower(lower),
+            _ => throw new FuseException(Errno.ESTALE),
+        };
+        var immutable = node is LazyNode;
+        return new(new FuseOpenResult
+        {
+            FileHandle = AddHandle(new DirectoryListing(node, items)),
+            CacheDirectory = immutable,
+            KeepCache = immutable,
+        });
+    }
+
+    private static List<DirectoryItem> ListLazy(LazyNode node)
+    {
+        if (node.Entry.Type != NarEntryType.Directory)
+            throw new FuseException(Errno.ENOTDIR);
+        var self = LazyInode(node.Tree.Nar.Id, node.EntryId);
+        var parent = node.Entry.Parent is { } p ? LazyInode(node.Tree.Nar.Id, p) : self;
+        var items = new List<DirectoryItem> { DirectoryItem.Dot(".", self), DirectoryItem.Dot("..", parent) };
+        foreach (var child in node.Tree.Children(node.EntryId))
+            items.Add(new DirectoryItem(child.Name, LazyInode(node.Tree.Nar.Id, child.Id), FileType(child.Type), DirectoryItemKind.Lazy, child.Id));
+        return items;
+    }
+
+    /// <summary>A snapshot of a lower directory (and for the root, the lazy paths it does not shadow), so offsets stay valid while it is read.</summary>
+    private List<DirectoryItem> ListLower(LowerNode node)
+    {
+        List<PosixDirectoryEntry> entries;
+        try
+        {
+            entries = Posix.ReadDirectory(node.Fd, ".", 0, int.MaxValue);
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+        var items = new List<DirectoryItem>(entries.Count);
+        foreach (var e in entries)
+        {
+            items.Add(e.Name is "." or ".."
+                ? DirectoryItem.Dot(e.Name, e.Inode)
+                : new DirectoryItem(e.Name, e.Inode, (FuseFileType)e.Type, DirectoryItemKind.Lower));
+        }
+        if (node == _nodes.Root)
+        {
+            var lower = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var root in _trees.ListRoot())
+            {
+                if (!lower.Contains(root.BaseName))
+                    items.Add(new DirectoryItem(root.BaseName, LazyInode(root.NarId, 0), root.RootType is { } t ? FileType(t) : 0, DirectoryItemKind.LazyRoot));
+            }
+        }
+        return items;
+    }
+
+    private static FuseFileType FileType(NarEntryType type) => type switch
+    {
+        NarEntryType.Directory => FuseFileType.Directory,
+        NarEntryType.Symlink => FuseFileType.Symlink,
+        _ => FuseFileType.Regular,
+    };
+
+    public ValueTask ReadDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryBuffer buffer)
+    {
+        var items = Listing(fileHandle).Items;
+        for (var i = (int)offset; i < items.Count; i++)
+        {
+            var item = items[i];
+            if (!buffer.TryAdd(item.Name, item.Inode, item.Type, i + 1))
+                break;
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ReadDirectoryPlusAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryPlusBuffer buffer)
+    {
+        var listing = Listing(fileHandle);
+        for (var i = (int)offset; i < listing.Items.Count; i++)
+        {
+            var item = listing.Items[i];
+            FuseEntry entry;
+            switch (item.Kind)
+            {
+                case DirectoryItemKind.Lower:
+                    if (TryLookupLower((LowerNode)listing.Node, item.Name) is not { } lower)
+                        continue;
+                    entry = lower;
+                    break;
+                case DirectoryItemKind.Lazy:
+                    entry = LazyEntry(_nodes.AddLazy(((LazyNode)listing.Node).Tree, item.EntryId));
+                    break;
+                default:
+                    // "." and "..", and lazy roots whose tree may not be known yet: names only, no lookup.
+                    entry = new FuseEntry { Attributes = new FuseAttributes { Inode = item.Inode, Mode = (uint)item.Type } };
+                    break;
+            }
+            if (!buffer.TryAdd(item.Name, entry, i + 1))
+            {
+                if (entry.NodeId != 0)
+                    _nodes.Forget(entry.NodeId, 1);
+                break;
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ReleaseDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle)
+    {
+        _handles.TryRemove(fileHandle, out _);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<FuseFileSystemStatistics> StatFsAsync(FuseRequestContext context, ulong nodeId)
+    {
+        try
+        {
+            var s = Posix.StatFileSystem(_nodes.Root.Fd);
+            return new(new FuseFileSystemStatistics
+            {
+                BlockSize = s.BlockSize,
+                FragmentSize = s.FragmentSize,
+                Blocks = s.Blocks,
+                BlocksFree = s.BlocksFree,
+                BlocksAvailable = s.BlocksAvailable,
+                Files = s.Files,
+                FilesFree = s.FilesFree,
+                MaxNameLength = s.NameMax,
+            });
+        }
+        catch (PosixException e)
+        {
+            throw Fail(e);
+        }
+    }
+
+    // ---- plumbing ----
+
+    private MountNode Node(ulong id) => _nodes.Find(id) ?? throw new FuseException(Errno.ESTALE);
+
+    private OpenHandle Handle(ulong id) => _handles.TryGetValue(id, out var handle) ? handle : throw new FuseException(Errno.EBADF);
+
+    private DirectoryListing Listing(ulong id) => Handle(id) as DirectoryListing ?? throw new FuseException(Errno.EBADF);
+
+    private ulong AddHandle(OpenHandle handle)
+    {
+        var id = (ulong)Interlocked.Increment(ref _nextHandle);
+        _handles[id] = handle;
+        return id;
+    }
+
+    private static FuseException Fail(PosixException e) => new(e.Errno, e.Message, e);
+
+    public void Dispose()
+    {
+        foreach (var handle in _handles.Values)
+            handle.Dispose();
+        _handles.Clear();
+        _nodes.Dispose();
+    }
+
+    private abstract class OpenHandle : IDisposable
+    {
+        public virtual void Dispose()
+        {
+        }
+    }
+
+    private sealed class LowerFile(SafeFileDescriptor descriptor) : OpenHandle
+    {
+        public int Fd => descriptor.Fd;
+
+        public override void Dispose() => descriptor.Dispose();
+    }
+
+    private sealed class LazyFile(NarBlob blob, NarIndexEntry entry) : OpenHandle
+    {
+        public NarBlob Blob { get; } = blob;
+
+        public NarIndexEntry Entry { get; } = entry;
+
+        public override void Dispose() => Blob.Dispose();
+    }
+
+    private sealed class DirectoryListing(MountNode node, List<DirectoryItem> items) : OpenHandle
+    {
+        public MountNode Node { get; } = node;
+
+        public List<DirectoryItem> Items { get; } = items;
+    }
+
+    private enum DirectoryItemKind
+    {
+        Dot,
+        Lower,
+        Lazy,
+        LazyRoot,
+    }
+
+    private readonly record struct DirectoryItem(string Name, ulong Inode, FuseFileType Type, DirectoryItemKind Kind, int EntryId = 0)
+    {
+        public static DirectoryItem Dot(string name, ulong inode) => new(name, inode, FuseFileType.Directory, DirectoryItemKind.Dot);
+    }
+}
