@@ -120,6 +120,7 @@ internal static class DemoCommand
         private void RunSteps(CancellationToken cancel)
         {
             _console.Out.Write("LazyStore demo: a signed binary cache on 127.0.0.1, a lazy store mounted over it with FUSE, a program run from it\n\n");
+            _console.Out.Flush();
 
             _key = SecretKey.Generate("lazystore-demo-1");
             var storeDirectory = new StoreDirectory(MountPoint);
@@ -200,7 +201,7 @@ internal static class DemoCommand
             _console.Out.Write("\n");
             _steps.Detail(Invariant($"advertised: {contents.All.Count} paths, {files} files, {StoreCommands.Human(advertisedNarSize)}"));
             _steps.Detail(Invariant($"fetched:    {statistics.StoredNars} {Plural(statistics.StoredNars, "NAR")}, {StoreCommands.Human(statistics.FetchedNarSize)} ({share:F1} % of advertised), {StoreCommands.Human(_engine.Nars.BytesDownloaded)} downloaded, for {mountStatistics.LazyOpens} {Plural(mountStatistics.LazyOpens, "file")} opened"));
-            _steps.Detail(Invariant($"the cache server sent {StoreCommands.Human(_server.BodyBytesSent)} in {_server.Requests.Count} requests, {narsAfterRunning} of them for {Plural(narsAfterRunning, "NAR")}"));
+            _steps.Detail(Invariant($"the cache server sent {StoreCommands.Human(_server.BodyBytesSent)} in {_server.Requests.Count} requests: {narsAfterRunning} for {Plural(narsAfterRunning, "a NAR", "NARs")}, the rest for nix-cache-info, narinfos and listings"));
             _console.Out.Flush();
 
             if (_keep)
@@ -213,7 +214,7 @@ internal static class DemoCommand
 
         private static bool IsNar(string path) => path.StartsWith("nar/", StringComparison.Ordinal);
 
-        private static string Plural(long count, string noun) => count == 1 ? noun : noun + "s";
+        private static string Plural(long count, string noun, string? plural = null) => count == 1 ? noun : plural ?? noun + "s";
 
         private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 

@@ -26,21 +26,21 @@ public sealed partial class DemoCommandTests
         Assert.Contains("\n     " + ExpectedProgramOutput() + "\n", output);
         Assert.Matches(@"NAR downloads while listing: 0 ", output);
         var store = Match(output, @"mounted the lazy store at (\S+)\n");
-        Assert.Equal(3, Regex.Matches(output, @"\n     [0-9a-z]{32}-(busybox|ls|share-doc|demo-environment)\n").Count);
+        Assert.Equal(3, Regex.Matches(output, @"^     [0-9a-z]{32}-(busybox|ls|share-doc|demo-environment)$", RegexOptions.Multiline).Count);
         Assert.Matches(@"\$ find \S+-share-doc\n     [1-9][0-9]* files, ", output);
 
         long narsFetched = long.Parse(Match(output, @"fetched: +(\d+) NARs?, "), CultureInfo.InvariantCulture);
         double share = double.Parse(Match(output, @"\(([0-9.]+) % of advertised\)"), CultureInfo.InvariantCulture);
         Assert.InRange(narsFetched, 1, 2);
         Assert.InRange(share, 0.0001, 99.9999);
-        Assert.Matches(@"[1-9][0-9]* of them for NARs?\n", output);
+        Assert.Matches(@" requests: (1 for a NAR|[2-9][0-9]* for NARs), ", output);
 
         Assert.Contains($"unmounted {store} and removed {Path.GetDirectoryName(store)}\n", output);
         AssertGone(store);
     }
 
     [FuseFact]
-    public async Task Demo_with_keep_stays_mounted_until_SIGINT_then_unmounts_and_cleans_up()
+    public async Task Demo_with_keep_stays_mounted_until_SIGTERM_then_unmounts_and_cleans_up()
     {
         using var process = StartCli("demo", "--keep");
         using var deadline = new CancellationTokenSource(Patience);
@@ -63,7 +63,9 @@ public sealed partial class DemoCommandTests
             var environment = Path.Combine(store, entries.Single(e => e!.EndsWith("-demo-environment", StringComparison.Ordinal))!);
             Assert.Contains(store, File.ReadAllText(Path.Combine(environment, "README")));
 
-            Assert.Equal(0, kill(process.Id, SigInt));
+            // SIGTERM rather than SIGINT: a test run started in the background of a non-interactive shell
+            // passes SIGINT on as ignored, and .NET then leaves it ignored. Both go through the same handler.
+            Assert.Equal(0, kill(process.Id, SigTerm));
             await process.WaitForExitAsync(deadline.Token);
             var rest = await process.StandardOutput.ReadToEndAsync(deadline.Token);
             var errors = await process.StandardError.ReadToEndAsync(deadline.Token);
@@ -155,7 +157,7 @@ public sealed partial class DemoCommandTests
         return Process.Start(start) ?? throw new InvalidOperationException("could not start lazystore");
     }
 
-    private const int SigInt = 2;
+    private const int SigTerm = 15;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int signal);
