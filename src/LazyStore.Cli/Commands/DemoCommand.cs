@@ -50,18 +50,40 @@ internal static class DemoCommand
     }
 
     /// <summary>What is missing for a FUSE mount on this machine, and how to get it; null when nothing is.</summary>
-    internal static string? ProbeFuse() =>
-        DescribeFuseProblem(File.Exists("/dev/fuse"), FuseMount.UnavailableReason, Environment.IsPrivilegedProcess, FindFusermount());
+    internal static string? ProbeFuse()
+    {
+        bool privileged = Environment.IsPrivilegedProcess;
+        return DescribeFuseProblem(File.Exists(DeviceFuse), FuseMount.UnavailableReason, privileged,
+            privileged || CanOpenDeviceFuse(), FindFusermount());
+    }
 
-    internal static string? DescribeFuseProblem(bool deviceExists, string? unavailableReason, bool privileged, string? fusermount)
+    internal static string? DescribeFuseProblem(bool deviceExists, string? unavailableReason, bool privileged, bool deviceAccessible, string? fusermount)
     {
         if (!deviceExists)
-            return "/dev/fuse is missing: load the fuse kernel module (modprobe fuse), or in a container pass the device in (--device /dev/fuse --cap-add SYS_ADMIN)";
+            return $"{DeviceFuse} is missing: load the fuse kernel module (modprobe fuse), or in a container pass the device in (--device {DeviceFuse} --cap-add SYS_ADMIN)";
         if (unavailableReason is not null)
             return unavailableReason;
+        if (!privileged && !deviceAccessible)
+            return $"this user cannot open {DeviceFuse} for reading and writing (it is normally mode 0666): run the demo as root, or chmod 0666 {DeviceFuse}";
         if (!privileged && fusermount is null)
             return "fusermount3 is missing, which mounting without root needs: apt-get install fuse3 (or run the demo as root)";
         return null;
+    }
+
+    private const string DeviceFuse = "/dev/fuse";
+
+    /// <summary>libfuse opens /dev/fuse itself before any mount and only turns to fusermount3 when mount(2) is refused.</summary>
+    private static bool CanOpenDeviceFuse()
+    {
+        try
+        {
+            using var device = new FileStream(DeviceFuse, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0);
+            return true;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Where libfuse would find fusermount3: its build-time directory, then PATH.</summary>
@@ -184,13 +206,13 @@ internal static class DemoCommand
             var doc = trees[contents.Documentation.StorePath];
             _steps.Detail($"$ find {contents.Documentation.StorePath.ToFullPath(storeDirectory)}");
             _steps.Detail("  " + doc.Describe());
-            _steps.Detail(Invariant($"NAR downloads while listing: {narsWhileListing} (stat, readdir and readlink came from the cache's listings)"));
+            _steps.Detail(Invariant($"NAR downloads while listing: {narsWhileListing} (entries, sizes, modes and link targets came from the cache's listings)"));
 
             var program = contents.Environment.StorePath.ToFullPath(storeDirectory) + "/" + contents.ProgramFile;
             var output = _steps.Run("running a program from a lazy store path", () => RunProgram(program, contents.ProgramArguments, cancel));
             int narsAfterRunning = _server.CountRequests(IsNar);
             _steps.Done("ran a program from a lazy store path (its NAR is fetched and verified on first open):");
-            _steps.Detail($"$ {program} {string.Join(' ', contents.ProgramArguments)}");
+            _steps.Detail($"$ {program} {string.Join(' ', contents.ProgramArguments.Select(ShellWord))}");
             foreach (var line in output.TrimEnd('\n').Split('\n'))
                 _steps.Detail("  " + line);
 
@@ -211,6 +233,9 @@ internal static class DemoCommand
                 WaitHandle.WaitAny([cancel.WaitHandle, ((IAsyncResult)mount.Completion).AsyncWaitHandle]);
             }
         }
+
+        private static string ShellWord(string word) =>
+            word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or '=') ? word : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
         private static bool IsNar(string path) => path.StartsWith("nar/", StringComparison.Ordinal);
 

@@ -104,19 +104,24 @@ public sealed partial class DemoCommandTests
     [Fact]
     public void The_FUSE_probe_names_what_is_missing_and_how_to_get_it()
     {
-        var noDevice = DemoCommand.DescribeFuseProblem(deviceExists: false, unavailableReason: "/dev/fuse does not exist", privileged: true, fusermount: "/usr/bin/fusermount3");
+        const string fusermount = "/usr/bin/fusermount3";
+        var noDevice = DemoCommand.DescribeFuseProblem(deviceExists: false, "/dev/fuse does not exist", privileged: true, deviceAccessible: false, fusermount);
         Assert.Contains("/dev/fuse is missing", noDevice);
         Assert.Contains("--device /dev/fuse", noDevice);
 
         const string noLibrary = "libfuse3.so.3 cannot be loaded (install Debian's libfuse3-3 and fuse3)";
-        Assert.Equal(noLibrary, DemoCommand.DescribeFuseProblem(true, noLibrary, privileged: true, fusermount: null));
+        Assert.Equal(noLibrary, DemoCommand.DescribeFuseProblem(true, noLibrary, privileged: true, deviceAccessible: true, fusermount: null));
 
-        var noFusermount = DemoCommand.DescribeFuseProblem(true, null, privileged: false, fusermount: null);
+        var noAccess = DemoCommand.DescribeFuseProblem(true, null, privileged: false, deviceAccessible: false, fusermount);
+        Assert.Contains("cannot open /dev/fuse", noAccess);
+        Assert.Contains("chmod 0666 /dev/fuse", noAccess);
+
+        var noFusermount = DemoCommand.DescribeFuseProblem(true, null, privileged: false, deviceAccessible: true, fusermount: null);
         Assert.Contains("fusermount3 is missing", noFusermount);
         Assert.Contains("apt-get install fuse3", noFusermount);
 
-        Assert.Null(DemoCommand.DescribeFuseProblem(true, null, privileged: false, fusermount: "/usr/bin/fusermount3"));
-        Assert.Null(DemoCommand.DescribeFuseProblem(true, null, privileged: true, fusermount: null));
+        Assert.Null(DemoCommand.DescribeFuseProblem(true, null, privileged: false, deviceAccessible: true, fusermount));
+        Assert.Null(DemoCommand.DescribeFuseProblem(true, null, privileged: true, deviceAccessible: false, fusermount: null));
     }
 
     /// <summary>What the demo's program prints: DemoCache runs a static busybox when there is one, else ls.</summary>
