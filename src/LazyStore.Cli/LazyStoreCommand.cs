@@ -13,6 +13,7 @@ public static class LazyStoreCommand
         foreach (var command in StoreCommands.Create(console))
             root.Subcommands.Add(command);
         root.Subcommands.Add(MountCommand.Create(console));
+        root.Subcommands.Add(RegisterCommand.Create(console));
         root.Subcommands.Add(DemoCommand.Create(console));
         return root;
     }

@@ -3,17 +3,17 @@ using System.Text;
 namespace LazyStore.Fuse;
 
 /// <summary>One line of <c>/proc/self/mountinfo</c>.</summary>
-internal sealed record MountInfoEntry(string MountPoint, string FileSystemType, string Source);
+public sealed record MountInfoEntry(string MountPoint, string FileSystemType, string Source);
 
 /// <summary>The mounts this process sees, from <c>/proc/self/mountinfo</c> (proc(5)).</summary>
-internal static class MountTable
+public static class MountTable
 {
     internal const string Path = "/proc/self/mountinfo";
 
     internal static IReadOnlyList<MountInfoEntry> Read() => File.ReadLines(Path).Select(Parse).ToList();
 
     /// <summary>The mount at exactly <paramref name="mountPoint"/> (the topmost, if stacked), or null.</summary>
-    internal static MountInfoEntry? At(string mountPoint) => Read().LastOrDefault(m => m.MountPoint == mountPoint);
+    public static MountInfoEntry? At(string mountPoint) => Read().LastOrDefault(m => m.MountPoint == mountPoint);
 
     /// <summary>
     /// Parses "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue":

@@ -26,6 +26,9 @@ public sealed record LazyStoreOptions
 /// <summary>A store path LazyStore knows: its verified narinfo, the cache it came from, and its NAR's state.</summary>
 public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar);
 
+/// <summary>What <see cref="LazyStoreEngine.RegisterAsync"/> registered: every path, and those that were not registered before.</summary>
+public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyList<StorePath> Added);
+
 /// <summary>
 /// The engine under the CLI and the mount: the three tiers of a lazy store path — advertised (a trusted
 /// narinfo), listed (its tree, from the cache's listing or the NAR), fetched (the verified blob with its
@@ -87,6 +90,28 @@ public sealed class LazyStoreEngine : IDisposable
             known = Catalog.AddStorePath(found.Info, found.Cache.Url, register);
         }
         return ToLazyPath(known);
+    }
+
+    /// <summary>
+    /// Registers <paramref name="roots"/> (with <paramref name="closure"/>, everything they refer to,
+    /// transitively) for the mount. Every path is looked up first, at most <paramref name="parallelism"/>
+    /// at a time; only when all are found are they registered, so a closure that cannot be completed
+    /// registers nothing. Their listings are then fetched (never a NAR), so the mount lists them locally.
+    /// </summary>
+    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<StorePath> roots, bool closure, int parallelism, CancellationToken cancellationToken)
+    {
+        var found = await Substituters.QueryClosureAsync(roots, parallelism, cancellationToken, followReferences: closure).ConfigureAwait(false);
+        var added = new List<StorePath>();
+        var paths = new List<LazyPath>(found.Count);
+        foreach (var source in found)
+        {
+            if (Catalog.GetStorePath(source.Path.HashPart) is not { Registered: true })
+                added.Add(source.Path);
+            paths.Add(ToLazyPath(Catalog.AddStorePath(source.Info, source.Cache.Url, register: true)));
+        }
+        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+            async (path, ct) => await EnsureTreeAsync(path, fetchIfUnlisted: false, ct).ConfigureAwait(false)).ConfigureAwait(false);
+        return new RegisteredPaths(paths, added);
     }
 
     /// <summary>The path as the catalog knows it, or null; asks no cache.</summary>

@@ -116,6 +116,21 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return names;
     }
 
+    /// <summary>Takes registration back from paths (the mount stops showing them); their narinfo and NAR state stay.</summary>
+    public void Unregister(IEnumerable<string> hashParts)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using var command = Command(connection, "UPDATE store_paths SET registered = 0 WHERE hash_part = $hash", ("$hash", ""));
+        command.Transaction = transaction;
+        foreach (var hashPart in hashParts)
+        {
+            command.Parameters["$hash"].Value = hashPart;
+            command.ExecuteNonQuery();
+        }
+        transaction.Commit();
+    }
+
     /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
     public IReadOnlyList<RegisteredRoot> ListRegisteredRoots()
     {

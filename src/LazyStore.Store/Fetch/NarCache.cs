@@ -21,6 +21,7 @@ public sealed class NarCache : IDisposable
     private readonly CancellationTokenSource _shutdown = new();
     private long _bytesDownloaded;
     private long _downloadsStarted;
+    private long _narsFetched;
 
     public NarCache(StoreCatalog catalog, SubstituterSet substituters, int maxParallelDownloads = 4)
     {
@@ -35,6 +36,9 @@ public sealed class NarCache : IDisposable
 
     /// <summary>NAR downloads this process started, successful or not.</summary>
     public long DownloadsStarted => Interlocked.Read(ref _downloadsStarted);
+
+    /// <summary>NARs downloaded, verified and committed by this instance.</summary>
+    public long NarsFetched => Interlocked.Read(ref _narsFetched);
 
     /// <summary>
     /// Returns the NAR's record once its blob is stored and indexed, fetching it if needed. Cancelling
@@ -83,6 +87,7 @@ public sealed class NarCache : IDisposable
                     var result = await NarFetcher.FetchAsync(info, cache, _catalog.State,
                         n => Interlocked.Add(ref _bytesDownloaded, n), _shutdown.Token).ConfigureAwait(false);
                     _catalog.CommitNar(key, (long)info.NarSize, result.DownloadedBytes, result.Entries);
+                    Interlocked.Increment(ref _narsFetched);
                     return _catalog.GetNar(key)!;
                 }
                 catch (BinaryCacheException e)

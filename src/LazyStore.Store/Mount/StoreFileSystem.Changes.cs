@@ -148,10 +148,10 @@ internal sealed partial class StoreFileSystem
 
     public ValueTask<FuseEntry> LinkAsync(FuseRequestContext context, ulong nodeId, ulong newParent, string newName)
     {
+        var directory = WritableNode(newParent);
         // A lazy file has no inode in the lower file system to link to: "another file system".
         if (Node(nodeId) is not LowerNode source)
             throw new FuseException(Errno.EXDEV);
-        var directory = WritableNode(newParent);
         try
         {
             Posix.LinkAt(Posix.AtFdCwd, source.ProcPath, directory.Fd, newName, AtSymlinkFollow);

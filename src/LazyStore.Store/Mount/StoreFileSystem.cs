@@ -56,7 +56,14 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     }
 
     public StoreMountStatistics Statistics =>
-        new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.DownloadsStarted, _engine.Nars.BytesDownloaded);
+        new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.NarsFetched, _engine.Nars.BytesDownloaded);
+
+    public void Initialize(FuseConnection connection)
+    {
+        // Symlink targets in lazy paths never change, and lower ones change only through the mount,
+        // which the kernel sees: it may keep readlink results in its page cache.
+        connection.TryEnable(FuseCapabilities.CacheSymlinks);
+    }
 
     // ---- names and attributes ----
 

@@ -3,7 +3,7 @@ using LazyStore.Nix.Interop;
 
 namespace LazyStore.Store.Mount;
 
-/// <summary>What a mount has done so far.</summary>
+/// <summary>What a mount has done so far: lazy opens, those that failed, NARs downloaded and verified, and the bytes downloaded (failed attempts included).</summary>
 public readonly record struct StoreMountStatistics(long LazyOpens, long FailedOpens, long NarsFetched, long BytesDownloaded);
 
 /// <summary>
@@ -73,6 +73,13 @@ public sealed class StoreMount : IDisposable
             throw;
         }
     }
+
+    /// <summary>The mount type a LazyStore mount has in the mount table.</summary>
+    public const string FileSystemType = "fuse.lazystore";
+
+    /// <summary>Whether a LazyStore mount (of any process) is mounted at <paramref name="directory"/>.</summary>
+    public static bool IsMountedAt(string directory) =>
+        MountTable.At(Path.GetFullPath(directory).TrimEnd('/') is { Length: > 0 } full ? full : "/")?.FileSystemType == FileSystemType;
 
     /// <summary>Starts unmounting; safe from any thread and from a signal handler, more than once.</summary>
     public void Unmount() => _fuse.Unmount();

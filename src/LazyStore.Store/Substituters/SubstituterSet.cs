@@ -181,11 +181,12 @@ public sealed class SubstituterSet : IDisposable
     }
 
     /// <summary>
-    /// The closure of <paramref name="roots"/> under References, every path looked up, at most
-    /// <paramref name="parallelism"/> lookups at a time. Throws when any path of the closure is missing,
-    /// naming all that are.
+    /// The closure of <paramref name="roots"/> under References (only the roots when not
+    /// <paramref name="followReferences"/>), every path looked up, at most <paramref name="parallelism"/>
+    /// lookups at a time. Throws when any path is missing, naming all that are.
     /// </summary>
-    public async Task<IReadOnlyList<SubstitutablePath>> QueryClosureAsync(IEnumerable<StorePath> roots, int parallelism, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<SubstitutablePath>> QueryClosureAsync(IEnumerable<StorePath> roots, int parallelism, CancellationToken cancellationToken,
+        bool followReferences = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
@@ -207,7 +208,7 @@ public sealed class SubstituterSet : IDisposable
                         failures[path] = e;
                     }
                 }).ConfigureAwait(false);
-            frontier = frontier.Where(found.ContainsKey).SelectMany(p => found[p].Info.References).Where(seen.Add).ToList();
+            frontier = followReferences ? frontier.Where(found.ContainsKey).SelectMany(p => found[p].Info.References).Where(seen.Add).ToList() : [];
         }
         if (!failures.IsEmpty)
         {

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using LazyStore.Nix;
+using LazyStore.Nix.Compression;
+using LazyStore.Nix.Signatures;
+using LazyStore.Store.Registration;
+using LazyStore.Store.Substituters;
+using LazyStore.Tests.Support;
+
+namespace LazyStore.Tests.Store;
+
+public sealed class NixValidityTests : IDisposable
+{
+    private readonly TempDir _dir = new("lazystore-validity-");
+    private readonly NarInfo _leaf;
+    private readonly NarInfo _middle;
+    private readonly NarInfo _top;
+
+    public NixValidityTests()
+    {
+        var writer = new BinaryCacheWriter(_dir.Sub("cache"), CompressionMethod.None, SecretKey.Generate("validity-1"));
+        FixtureTrees.WriteEdgeCases(_dir.Sub("src/leaf"));
+        _leaf = writer.AddTree(_dir.Sub("src/leaf"), "leaf");
+        Directory.CreateDirectory(_dir.Sub("src/middle"));
+        File.WriteAllText(_dir.Sub("src/middle/refs"), _leaf.StorePath.ToFullPath() + "\n");
+        _middle = writer.AddTree(_dir.Sub("src/middle"), "middle", [_leaf.StorePath]);
+        Directory.CreateDirectory(_dir.Sub("src/top"));
+        File.WriteAllText(_dir.Sub("src/top/refs"), _middle.StorePath.ToFullPath() + " " + _leaf.StorePath.ToFullPath() + "\n");
+        _top = writer.AddTree(_dir.Sub("src/top"), "top", [_middle.StorePath, _leaf.StorePath]);
+    }
+
+    [Fact]
+    public void FormatPutsReferencesBeforeReferrersInNixsRegisterValidityLayout()
+    {
+        var text = NixValidity.Format([_top, _leaf, _middle], StoreDirectory.Default);
+        var lines = text.Split('\n');
+        Assert.Equal(_leaf.StorePath.ToFullPath(), lines[0]);
+        Assert.Equal(_leaf.NarHash.ToString(), lines[1]);
+        Assert.Equal(_leaf.NarSize.ToString(System.Globalization.CultureInfo.InvariantCulture), lines[2]);
+        Assert.Equal("", lines[3]);
+        Assert.Equal("0", lines[4]);
+        Assert.Equal(_middle.StorePath.ToFullPath(), lines[5]);
+        Assert.Equal(["1", _leaf.StorePath.ToFullPath()], lines[9..11]);
+        Assert.Equal(_top.StorePath.ToFullPath(), lines[11]);
+        Assert.Equal("2", lines[15]);
+    }
+
+    [Fact]
+    public void OrderingSurvivesSelfReferencesAndCycles()
+    {
+        var self = Info(_leaf.StorePath, _leaf.StorePath);
+        Assert.Equal([self.StorePath], NixValidity.ReferencesFirst([self]).Select(i => i.StorePath));
+        var a = Info(_middle.StorePath, _top.StorePath);
+        var b = Info(_top.StorePath, _middle.StorePath);
+        Assert.Equal(2, NixValidity.ReferencesFirst([a, b]).Count);
+        // A reference outside the set does not hold its referrer back.
+        Assert.Equal([_top.StorePath], NixValidity.ReferencesFirst([Info(_top.StorePath, _leaf.StorePath)]).Select(i => i.StorePath));
+    }
+
+    [RealNixFact]
+    public void RealNixAcceptsTheRegistrationAndVerifiesThePaths()
+    {
+        var root = _dir.Sub("root");
+        var store = Path.Combine(root, "nix", "store");
+        Directory.CreateDirectory(store);
+        foreach (var (info, source) in new[] { (_leaf, "leaf"), (_middle, "middle"), (_top, "top") })
+            ExternalTool.Run("cp", ["-a", _dir.Sub("src/" + source), Path.Combine(store, info.StorePath.BaseName)]).EnsureSuccess("cp -a");
+
+        NixValidity.Register(root, [_top, _middle, _leaf], StoreDirectory.Default);
+        NixValidity.Register(root, [_top, _middle, _leaf], StoreDirectory.Default);
+
+        var references = RealNix.Run("nix-store", "--store", root, "-q", "--references", _top.StorePath.ToFullPath()).EnsureSuccess("nix-store -q --references");
+        Assert.Equal(new[] { _leaf.StorePath.ToFullPath(), _middle.StorePath.ToFullPath() }.Order(), references.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+        var json = RealNix.Run("nix", "path-info", "--json", "--store", root, _leaf.StorePath.ToFullPath()).EnsureSuccess("nix path-info");
+        var reported = JsonDocument.Parse(json.StdoutText).RootElement[0];
+        Assert.Equal((long)_leaf.NarSize, reported.GetProperty("narSize").GetInt64());
+        Assert.Equal(_leaf.NarHash, NixHash.Parse(reported.GetProperty("narHash").GetString()!));
+        // Nix hashes every file again: the registered NarHash is the tree's. (--no-trust: no signatures are registered.)
+        RealNix.Run("nix", "store", "verify", "--no-trust", "--store", root, "--all").EnsureSuccess("nix store verify --all");
+        File.AppendAllText(Path.Combine(store, _leaf.StorePath.BaseName, "plain.txt"), "changed");
+        Assert.NotEqual(0, RealNix.Run("nix", "store", "verify", "--no-trust", "--store", root, _leaf.StorePath.ToFullPath()).ExitCode);
+    }
+
+    [RealNixFact]
+    public void APathMissingFromTheStoreDirectoryIsRefusedAndNothingRegistered()
+    {
+        var root = _dir.Sub("root");
+        Directory.CreateDirectory(Path.Combine(root, "nix", "store"));
+        var error = Assert.Throws<NixRegistrationException>(() => NixValidity.Register(root, [_leaf], StoreDirectory.Default));
+        Assert.Equal($"not registering: {_leaf.StorePath.BaseName} does not exist in {Path.Combine(root, "nix", "store")} (is a LazyStore mount serving it?)", error.Message);
+        var valid = RealNix.Run("nix-store", "--store", root, "--check-validity", _leaf.StorePath.ToFullPath());
+        Assert.NotEqual(0, valid.ExitCode);
+    }
+
+    private NarInfo Info(StorePath path, params StorePath[] references) =>
+        new() { StorePath = path, Url = "nar/x.nar", NarHash = _leaf.NarHash, NarSize = _leaf.NarSize, References = references };
+
+    public void Dispose() => _dir.Dispose();
+}
