@@ -363,16 +363,19 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     public ValueTask<FuseOpenResult> OpenDirectoryAsync(FuseRequestContext context, ulong nodeId, int flags)
     {
         var node = Node(nodeId);
-        var items = node switch
+        if (node is LazyNode { Entry.Type: not NarEntryType.Directory })
+            throw new FuseException(Errno.ENOTDIR);
+        // The listing is made at the first readdir: a kernel that cached this directory's entries opens it and reads nothing.
+        Func<List<DirectoryItem>> list = node switch
         {
-            LazyNode lazy => ListLazy(lazy),
-            LowerNode lower => ListLower(lower),
+            LazyNode lazy => () => ListLazy(lazy),
+            LowerNode lower => () => ListLower(lower),
             _ => throw new FuseException(Errno.ESTALE),
         };
         var immutable = node is LazyNode;
         return new(new FuseOpenResult
         {
-            FileHandle = AddHandle(new DirectoryListing(node, items)),
+            FileHandle = AddHandle(new DirectoryListing(node, list)),
             CacheDirectory = immutable,
             KeepCache = immutable,
         });
@@ -380,8 +383,6 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
 
     private static List<DirectoryItem> ListLazy(LazyNode node)
     {
-        if (node.Entry.Type != NarEntryType.Directory)
-            throw new FuseException(Errno.ENOTDIR);
         var self = LazyInode(node.Tree.Nar.Id, node.EntryId);
         var parent = node.Entry.Parent is { } p ? LazyInode(node.Tree.Nar.Id, p) : self;
         var items = new List<DirectoryItem> { DirectoryItem.Dot(".", self), DirectoryItem.Dot("..", parent) };
@@ -549,11 +550,14 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         public override void Dispose() => Blob.Dispose();
     }
 
-    private sealed class DirectoryListing(MountNode node, List<DirectoryItem> items) : OpenHandle
+    private sealed class DirectoryListing(MountNode node, Func<List<DirectoryItem>> list) : OpenHandle
     {
+        private List<DirectoryItem>? _items;
+
         public MountNode Node { get; } = node;
 
-        public List<DirectoryItem> Items { get; } = items;
+        /// <summary>A snapshot taken at the first readdir, so offsets stay valid while the directory is read.</summary>
+        public List<DirectoryItem> Items => LazyInitializer.EnsureInitialized(ref _items, list);
     }
 
     private enum DirectoryItemKind
