@@ -34,7 +34,7 @@ internal static class RegisterCommand
             var physical = NixValidity.PhysicalStoreDirectory(root, engine.StoreDirectory);
             if (!StoreMount.IsMountedAt(physical))
                 console.Error.WriteLine($"warning: no LazyStore mount serves {physical}; Nix will not find lazy paths there (start `lazystore mount {physical}` first)");
-            var roots = result.GetValue(paths)!.Select(p => Parse(engine.StoreDirectory, p)).ToList();
+            var roots = result.GetValue(paths)!.Select(p => Parse(engine, p)).ToList();
             RegisteredPaths registered;
             try
             {
@@ -62,12 +62,9 @@ internal static class RegisterCommand
         return command;
     }
 
-    private static StorePath Parse(StoreDirectory storeDirectory, string argument)
+    private static StorePath Parse(LazyStoreEngine engine, string argument)
     {
-        var prefix = storeDirectory.Path + "/";
-        var name = argument.StartsWith(prefix, StringComparison.Ordinal) ? argument[prefix.Length..] : argument;
-        if (!StorePath.TryFromBaseName(name.TrimEnd('/'), out var path) || path is null)
-            throw new CliException($"register: '{argument}' is not a store path of {storeDirectory.Path}");
-        return path;
+        var (path, inside) = StoreCommands.Parse(engine, argument);
+        return inside.Count == 0 ? path : throw new CliException($"register: '{argument}' is inside a store path; name the store path itself");
     }
 }

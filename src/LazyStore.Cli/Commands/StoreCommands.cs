@@ -199,7 +199,7 @@ internal static class StoreCommands
         }
     }
 
-    private static (StorePath Path, IReadOnlyList<string> Inside) Parse(LazyStoreEngine engine, string argument)
+    internal static (StorePath Path, IReadOnlyList<string> Inside) Parse(LazyStoreEngine engine, string argument)
     {
         try
         {

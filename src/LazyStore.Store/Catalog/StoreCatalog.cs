@@ -104,18 +104,6 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return GetStorePath(connection, hashPart);
     }
 
-    /// <summary>Store paths registered for the mount, in name order.</summary>
-    public IReadOnlyList<string> ListRegisteredPaths()
-    {
-        using var connection = State.OpenConnection();
-        using var command = Command(connection, "SELECT base_name FROM store_paths WHERE registered = 1 ORDER BY base_name");
-        using var reader = command.ExecuteReader();
-        var names = new List<string>();
-        while (reader.Read())
-            names.Add(reader.GetString(0));
-        return names;
-    }
-
     /// <summary>Takes registration back from paths (the mount stops showing them); their narinfo and NAR state stay.</summary>
     public void Unregister(IEnumerable<string> hashParts)
     {

@@ -168,9 +168,10 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
     public IReadOnlyList<LazyRootName> ListRoot()
     {
         var names = Catalog.ListRegisteredRoots().Select(r => new LazyRootName(r.BaseName, r.NarId, r.RootType)).ToList();
+        var listed = names.Select(n => n.BaseName).ToHashSet(StringComparer.Ordinal);
         foreach (var path in _onDemand.Values)
         {
-            if (_trees.TryGetValue(path.HashPart, out var tree) && !names.Any(n => n.BaseName == path.BaseName))
+            if (_trees.TryGetValue(path.HashPart, out var tree) && listed.Add(path.BaseName))
                 names.Add(new LazyRootName(path.BaseName, tree.Nar.Id, tree.Root.Type));
         }
         return names;

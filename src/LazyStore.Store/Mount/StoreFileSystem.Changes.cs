@@ -189,19 +189,7 @@ internal sealed partial class StoreFileSystem
             return new((byte[]?)null);
         try
         {
-            while (true)
-            {
-                var value = new byte[Posix.GetExtendedAttribute(node.ProcPath, name, [], follow: true)];
-                try
-                {
-                    var length = Posix.GetExtendedAttribute(node.ProcPath, name, value, follow: true);
-                    return new(value[..length]);
-                }
-                catch (PosixException e) when (e.Errno == Errno.ERANGE)
-                {
-                    // It grew between the two calls; ask again.
-                }
-            }
+            return new(ReadSized(buffer => Posix.GetExtendedAttribute(node.ProcPath, name, buffer, follow: true)));
         }
         catch (PosixException e) when (e.Errno == Errno.ENODATA)
         {
@@ -219,23 +207,31 @@ internal sealed partial class StoreFileSystem
             return new((IReadOnlyList<string>)[]);
         try
         {
-            while (true)
-            {
-                var names = new byte[Posix.ListExtendedAttributes(node.ProcPath, [], follow: true)];
-                try
-                {
-                    var length = Posix.ListExtendedAttributes(node.ProcPath, names, follow: true);
-                    return new(System.Text.Encoding.UTF8.GetString(names, 0, length).Split('\0', StringSplitOptions.RemoveEmptyEntries));
-                }
-                catch (PosixException e) when (e.Errno == Errno.ERANGE)
-                {
-                    // It grew between the two calls; ask again.
-                }
-            }
+            var names = ReadSized(buffer => Posix.ListExtendedAttributes(node.ProcPath, buffer, follow: true));
+            return new(System.Text.Encoding.UTF8.GetString(names).Split('\0', StringSplitOptions.RemoveEmptyEntries));
         }
         catch (PosixException e)
         {
             throw Fail(e);
+        }
+    }
+
+    /// <summary>
+    /// The xattr calls' protocol: an empty buffer asks for the size, a second call fills a buffer of that
+    /// size; ERANGE means the value grew in between, so ask again.
+    /// </summary>
+    private static byte[] ReadSized(Func<byte[], int> call)
+    {
+        while (true)
+        {
+            var buffer = new byte[call([])];
+            try
+            {
+                return buffer[..call(buffer)];
+            }
+            catch (PosixException e) when (e.Errno == Errno.ERANGE)
+            {
+            }
         }
     }
 

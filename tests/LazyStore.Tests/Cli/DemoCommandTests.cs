@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using LazyStore.Cli;
 using LazyStore.Cli.Commands;
@@ -11,7 +10,7 @@ using LazyStore.Tests.Support;
 namespace LazyStore.Tests.Cli;
 
 /// <summary><c>lazystore demo</c> end to end: a real mount, a program run from it, and nothing left behind.</summary>
-public sealed partial class DemoCommandTests
+public sealed class DemoCommandTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
 
@@ -42,7 +41,7 @@ public sealed partial class DemoCommandTests
     [FuseFact]
     public async Task Demo_with_keep_stays_mounted_until_SIGTERM_then_unmounts_and_cleans_up()
     {
-        using var process = StartCli("demo", "--keep");
+        using var process = CliProcess.Start(["demo", "--keep"]);
         using var deadline = new CancellationTokenSource(Patience);
         string? store = null;
         try
@@ -65,7 +64,7 @@ public sealed partial class DemoCommandTests
 
             // SIGTERM rather than SIGINT: a test run started in the background of a non-interactive shell
             // passes SIGINT on as ignored, and .NET then leaves it ignored. Both go through the same handler.
-            Assert.Equal(0, kill(process.Id, SigTerm));
+            Assert.True(CliProcess.Terminate(process));
             await process.WaitForExitAsync(deadline.Token);
             var rest = await process.StandardOutput.ReadToEndAsync(deadline.Token);
             var errors = await process.StandardError.ReadToEndAsync(deadline.Token);
@@ -144,26 +143,4 @@ public sealed partial class DemoCommandTests
     }
 
     private static IReadOnlyList<MountInfoEntry> Mounts() => MountTable.Read();
-
-    private static Process StartCli(params string[] args)
-    {
-        var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet"
-            ? p
-            : ExternalTool.Find("dotnet") ?? throw new InvalidOperationException("dotnet not found on PATH");
-        var start = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(CliProcess.AssemblyPath);
-        foreach (var argument in args)
-            start.ArgumentList.Add(argument);
-        return Process.Start(start) ?? throw new InvalidOperationException("could not start lazystore");
-    }
-
-    private const int SigTerm = 15;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int kill(int pid, int signal);
 }

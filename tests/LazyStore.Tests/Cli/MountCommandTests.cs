@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using LazyStore.Nix;
 using LazyStore.Nix.Compression;
 using LazyStore.Nix.Signatures;
@@ -13,7 +12,7 @@ using LazyStore.Tests.Support;
 namespace LazyStore.Tests.Cli;
 
 /// <summary><c>lazystore mount</c> as a program: it serves until signalled, then unmounts and reports; refusals are one clear line.</summary>
-public sealed partial class MountCommandTests : IDisposable
+public sealed class MountCommandTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly TempDir _dir = new("lazystore-mountcmd-");
@@ -47,7 +46,7 @@ public sealed partial class MountCommandTests : IDisposable
         Register();
         File.WriteAllText(_dir.Sub("lower/on-disk"), "lower\n");
         var mountPoint = _dir.Sub("mnt");
-        using var process = Start(["mount", mountPoint, "--lower", _dir.Sub("lower"), .. Common()]);
+        using var process = CliProcess.Start(["mount", mountPoint, "--lower", _dir.Sub("lower"), .. Common()]);
         try
         {
             var stderr = new StderrLines(process);
@@ -57,7 +56,7 @@ public sealed partial class MountCommandTests : IDisposable
             Assert.Equal(new[] { _info.StorePath.BaseName, "on-disk" }.Order(StringComparer.Ordinal), names);
             Assert.Equal(File.ReadAllBytes(_dir.Sub("src/sizes/f300001")), File.ReadAllBytes(Path.Combine(mountPoint, _info.StorePath.BaseName, "sizes", "f300001")));
 
-            Assert.Equal(0, kill(process.Id, SigTerm));
+            Assert.True(CliProcess.Terminate(process));
             Assert.True(process.WaitForExit(Patience), "lazystore mount did not exit after SIGTERM");
             Assert.Equal(0, process.ExitCode);
             Assert.True(stderr.WaitFor("unmounted", Patience), stderr.Text);
@@ -91,19 +90,6 @@ public sealed partial class MountCommandTests : IDisposable
         Assert.False(TestMount.IsMounted(_dir.Sub("mnt")));
     }
 
-    private static Process Start(IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(CliProcess.AssemblyPath);
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
 
     private static void Stop(Process process, string mountPoint)
     {
@@ -115,11 +101,6 @@ public sealed partial class MountCommandTests : IDisposable
         if (TestMount.IsMounted(mountPoint))
             TestMount.Tool("umount", "-l", mountPoint);
     }
-
-    private const int SigTerm = 15;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int kill(int pid, int signal);
 
     public void Dispose() => _dir.Dispose();
 
