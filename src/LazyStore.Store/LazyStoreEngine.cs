@@ -114,6 +114,18 @@ public sealed class LazyStoreEngine : IDisposable
         return new RegisteredPaths(paths, added);
     }
 
+    /// <summary>
+    /// Forgets a path Nix deleted: it leaves the catalog, and its NAR's blob is deleted once no other known
+    /// path shares the NAR. Returns the blob bytes freed; null when the catalog did not know the path.
+    /// </summary>
+    public long? RemovePath(StorePath path)
+    {
+        var removal = Catalog.RemoveStorePath(path.HashPart);
+        if (removal is null)
+            return null;
+        return removal.FreedNar is { } nar ? Nars.DeleteBlob(nar) : 0;
+    }
+
     /// <summary>The path as the catalog knows it, or null; asks no cache.</summary>
     public LazyPath? FindKnownPath(StorePath path) => Catalog.GetStorePath(path.HashPart) is { } known ? ToLazyPath(known) : null;
 

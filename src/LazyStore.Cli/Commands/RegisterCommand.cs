@@ -53,6 +53,8 @@ internal static class RegisterCommand
                 engine.Catalog.Unregister(registered.Added.Select(p => p.HashPart));
                 throw new CliException("register: " + e.Message, e);
             }
+            if (NixValidity.CopySignatures(root, registered.Paths.Select(p => (p.CacheUrl, p.Path)), engine.StoreDirectory) is { } why)
+                console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {why}");
             foreach (var path in registered.Paths.OrderBy(p => p.Path))
                 console.Out.Write(string.Create(CultureInfo.InvariantCulture, $"{path.Path.ToFullPath(engine.StoreDirectory)}\t{path.Info.NarSize}\n"));
             var advertised = registered.Paths.Sum(p => (long)p.Info.NarSize);

@@ -119,6 +119,45 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         transaction.Commit();
     }
 
+    /// <summary>
+    /// Removes a store path from the catalog (Nix deleted it). When no other known path shares its NAR,
+    /// the NAR's tree goes too and the returned record names the blob to delete; its row stays, so the
+    /// bytes once downloaded still count in the statistics. Null when the path was not known.
+    /// </summary>
+    public StorePathRemoval? RemoveStorePath(string hashPart)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        var known = GetStorePath(connection, hashPart);
+        if (known is null)
+            return null;
+        using (var delete = Command(connection, "DELETE FROM store_paths WHERE hash_part = $hash", ("$hash", hashPart)))
+        {
+            delete.Transaction = transaction;
+            delete.ExecuteNonQuery();
+        }
+        using (var shared = Command(connection, "SELECT EXISTS (SELECT 1 FROM store_paths WHERE nar_id = $id)", ("$id", known.Nar.Id)))
+        {
+            shared.Transaction = transaction;
+            if (Convert.ToInt64(shared.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != 0)
+            {
+                transaction.Commit();
+                return new StorePathRemoval(known, FreedNar: null);
+            }
+        }
+        using (var free = Command(connection,
+            """
+            DELETE FROM entries WHERE nar_id = $id;
+            UPDATE nars SET tree = $none, blob_size = NULL, listing_missing_at = NULL WHERE id = $id;
+            """, ("$id", known.Nar.Id), ("$none", (int)NarTree.None)))
+        {
+            free.Transaction = transaction;
+            free.ExecuteNonQuery();
+        }
+        transaction.Commit();
+        return new StorePathRemoval(known, known.Nar);
+    }
+
     /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
     public IReadOnlyList<RegisteredRoot> ListRegisteredRoots()
     {
@@ -419,6 +458,9 @@ public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tr
 }
 
 public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar);
+
+/// <summary>A store path taken out of the catalog, and its NAR when no other path shares it (its blob, if any, is to be deleted).</summary>
+public sealed record StorePathRemoval(KnownStorePath Path, NarRecord? FreedNar);
 
 public sealed record RegisteredRoot(string BaseName, long NarId, NarEntryType? RootType);
 

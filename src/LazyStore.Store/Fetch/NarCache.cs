@@ -53,6 +53,20 @@ public sealed class NarCache : IDisposable
         return await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Deletes the blob of a NAR the catalog no longer needs (<see cref="StoreCatalog.RemoveStorePath"/>);
+    /// readers that have it open keep reading it. Returns the bytes freed.
+    /// </summary>
+    public long DeleteBlob(NarRecord nar)
+    {
+        var blob = new FileInfo(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(nar.NarHash))));
+        if (!blob.Exists)
+            return 0;
+        var size = blob.Length;
+        blob.Delete();
+        return size;
+    }
+
     /// <summary>The record of a NAR whose blob is committed and present on disk with the right size.</summary>
     private NarRecord? StoredBlob(string narHash)
     {

@@ -31,6 +31,7 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
     private readonly ConcurrentDictionary<string, (long At, string Why)> _failures = new();
     private readonly ConcurrentDictionary<string, long> _touched = new();
     private readonly ConcurrentDictionary<string, StorePath> _onDemand = new();
+    private readonly ConcurrentDictionary<string, LazyDeletion> _deletions = new();
 
     public StoreCatalog Catalog => engine.Catalog;
 
@@ -175,6 +176,29 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
                 names.Add(new LazyRootName(path.BaseName, tree.Nar.Id, tree.Root.Type));
         }
         return names;
+    }
+
+    /// <summary>The deletion under way in <paramref name="tree"/>'s path, or null when nothing of it was deleted.</summary>
+    public LazyDeletion? DeletionOf(LazyTree tree) =>
+        _deletions.IsEmpty ? null : _deletions.GetValueOrDefault(tree.Path.Path.HashPart);
+
+    /// <summary>The deletion of <paramref name="tree"/>'s path, started by the first change Nix's deletePath makes.</summary>
+    public LazyDeletion StartDeletion(LazyTree tree) => _deletions.GetOrAdd(tree.Path.Path.HashPart, _ => new LazyDeletion());
+
+    /// <summary>
+    /// The last step of deleting a lazy path, its root: the path leaves the catalog and the mount, and
+    /// its blob is deleted when no other path shares its NAR.
+    /// </summary>
+    public void Remove(LazyTree tree)
+    {
+        var path = tree.Path.Path;
+        var freed = engine.RemovePath(path);
+        _trees.TryRemove(path.HashPart, out _);
+        _onDemand.TryRemove(path.HashPart, out _);
+        _deletions.TryRemove(path.HashPart, out _);
+        log.Info(freed is { } bytes
+            ? $"{path.BaseName}: deleted; it left the catalog{(bytes > 0 ? $" and {bytes:N0} bytes of NAR blob were freed" : "")}"
+            : $"{path.BaseName}: deleted (the catalog did not know it)");
     }
 
     private LazyTree Remember(LazyTree tree)

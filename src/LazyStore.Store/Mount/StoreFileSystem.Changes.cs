@@ -1,16 +1,21 @@
 using LazyStore.Fuse;
 using LazyStore.Nix.Interop;
+using LazyStore.Nix.Nar;
+using LazyStore.Store.Catalog;
 
 namespace LazyStore.Store.Mount;
 
 /// <summary>
 /// The operations that change something. They pass through to the lower directory by descriptor, as
-/// Nix's own calls would on a plain store directory; anything aimed into a lazy path is EROFS.
+/// Nix's own calls would on a plain store directory. A lazy path can only be deleted (what Nix's
+/// deletePath does: make directories writable, unlink, rmdir); any other change to it is EROFS.
 /// </summary>
 internal sealed partial class StoreFileSystem
 {
     public ValueTask<FuseAttributeResult> SetAttributesAsync(FuseRequestContext context, ulong nodeId, FuseSetAttributes changes)
     {
+        if (Node(nodeId) is LazyNode lazy)
+            return new(SetLazyPermissions(lazy, changes));
         var node = WritableNode(nodeId);
         try
         {
@@ -38,6 +43,17 @@ internal sealed partial class StoreFileSystem
         {
             throw Fail(e);
         }
+    }
+
+    /// <summary>The one change a lazy path takes besides deletion: deletePath making a directory writable.</summary>
+    private FuseAttributeResult SetLazyPermissions(LazyNode node, FuseSetAttributes changes)
+    {
+        var onlyMode = changes.UserId is null && changes.GroupId is null && changes.Size is null
+            && changes.AccessTime.Kind == FuseTimeChangeKind.Omit && changes.ModificationTime.Kind == FuseTimeChangeKind.Omit;
+        var current = LazyAttributes(node.Tree, node.Entry).Mode & 0xFFF;
+        if (!onlyMode || changes.Mode is not { } mode || !_trees.StartDeletion(node.Tree).TrySetPermissions(node.Entry, current, mode))
+            throw new FuseException(Errno.EROFS);
+        return new FuseAttributeResult(LazyAttributes(node.Tree, node.Entry), LazyTimeout);
     }
 
     private static PosixTime ToPosix(FuseTimeChange change) => change.Kind switch
@@ -111,20 +127,62 @@ internal sealed partial class StoreFileSystem
 
     private ValueTask Remove(ulong parent, string name, bool directory)
     {
-        var node = WritableNode(parent);
+        switch (Node(parent))
+        {
+            case LazyNode lazy:
+                if (lazy.Entry.Type != NarEntryType.Directory)
+                    throw new FuseException(Errno.ENOTDIR);
+                if (lazy.Tree.Lookup(lazy.EntryId, name) is not { } child || _trees.DeletionOf(lazy.Tree)?.IsRemoved(child.Id) == true)
+                    throw new FuseException(Errno.ENOENT);
+                RemoveLazy(lazy.Tree, child, directory);
+                return ValueTask.CompletedTask;
+            case LowerNode lower:
+                try
+                {
+                    Posix.UnlinkAt(lower.Fd, name, directory);
+                    return ValueTask.CompletedTask;
+                }
+                catch (PosixException e) when (e.Errno == Errno.ENOENT && lower == _nodes.Root)
+                {
+                    return RemoveLazyRootAsync(name, directory, e);
+                }
+                catch (PosixException e)
+                {
+                    throw Fail(e);
+                }
+            default:
+                throw new FuseException(Errno.ESTALE);
+        }
+    }
+
+    /// <summary>
+    /// A step of Nix's deletePath inside a lazy path (see <see cref="LazyDeletion"/>); the root's removal
+    /// takes the path out of the catalog.
+    /// </summary>
+    private void RemoveLazy(LazyTree tree, NarIndexEntry entry, bool directory)
+    {
+        if (directory != (entry.Type == NarEntryType.Directory))
+            throw new FuseException(directory ? Errno.ENOTDIR : Errno.EISDIR);
+        if (!_trees.StartDeletion(tree).TryRemove(tree, entry))
+            throw new FuseException(Errno.ENOTEMPTY);
+        if (entry.Parent is null)
+            _trees.Remove(tree);
+    }
+
+    private async ValueTask RemoveLazyRootAsync(string name, bool directory, PosixException notInLower)
+    {
+        LazyTree? tree;
         try
         {
-            Posix.UnlinkAt(node.Fd, name, directory);
-            return ValueTask.CompletedTask;
+            tree = _trees.IsLazyRootName(name) ? await _trees.FindAsync(name, CancellationToken.None).ConfigureAwait(false) : null;
         }
-        catch (PosixException e) when (e.Errno == Errno.ENOENT)
+        catch (LazyPathUnavailableException e)
         {
-            throw LazyRootOr(node, name, e);
+            throw new FuseException(Errno.EIO, e.Message, e);
         }
-        catch (PosixException e)
-        {
-            throw Fail(e);
-        }
+        if (tree is null || _trees.DeletionOf(tree)?.IsRemoved(tree.Root.Id) == true)
+            throw Fail(notInLower);
+        RemoveLazy(tree, tree.Root, directory);
     }
 
     public ValueTask RenameAsync(FuseRequestContext context, ulong parent, string name, ulong newParent, string newName, FuseRenameFlags flags)
@@ -138,7 +196,8 @@ internal sealed partial class StoreFileSystem
         }
         catch (PosixException e) when (e.Errno == Errno.ENOENT)
         {
-            throw LazyRootOr(from, name, e);
+            // A lazy path can be deleted, not renamed: its name is its content's.
+            throw from == _nodes.Root && _trees.IsLazyRootName(name) ? new FuseException(Errno.EROFS) : Fail(e);
         }
         catch (PosixException e)
         {
@@ -274,11 +333,4 @@ internal sealed partial class StoreFileSystem
         LazyNode => throw new FuseException(Errno.EROFS),
         _ => throw new FuseException(Errno.ESTALE),
     };
-
-    /// <summary>
-    /// A name missing from the lower root may be a lazy path, which cannot be removed or renamed (yet):
-    /// EROFS for it, the lower error otherwise.
-    /// </summary>
-    private FuseException LazyRootOr(LowerNode parent, string name, PosixException error) =>
-        parent == _nodes.Root && _trees.IsLazyRootName(name) ? new FuseException(Errno.EROFS) : Fail(error);
 }

@@ -31,6 +31,8 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     // id and the entry's number in NAR order, so an entry keeps its st_ino across lookups and mounts.
     private const ulong LazyInodeBit = 1UL << 63;
 
+    private const uint CanonicalDirectoryPermissions = 0x16D;
+
     private const int OAccessModes = 3;
     private const int OTruncate = 0x200;
     private const int AtSymlinkFollow = 0x400;
@@ -74,9 +76,12 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
             case LazyNode lazy:
                 if (lazy.Entry.Type != NarEntryType.Directory)
                     throw new FuseException(Errno.ENOTDIR);
-                return new(lazy.Tree.Lookup(lazy.EntryId, name) is { } child
-                    ? LazyEntry(_nodes.AddLazy(lazy.Tree, child.Id))
-                    : FuseEntry.Negative(LazyTimeout));
+                if (lazy.Tree.Lookup(lazy.EntryId, name) is not { } child)
+                    return new(FuseEntry.Negative(LazyTimeout));
+                // A deleted entry stays gone for this mount only: not a negative entry to keep for a day.
+                return new(_trees.DeletionOf(lazy.Tree)?.IsRemoved(child.Id) == true
+                    ? FuseEntry.Negative(TimeSpan.Zero)
+                    : LazyEntry(_nodes.AddLazy(lazy.Tree, child.Id)));
             case LowerNode lower:
                 if (TryLookupLower(lower, name) is { } entry)
                     return new(entry);
@@ -184,13 +189,17 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         AttributeTimeout = LowerTimeout,
     };
 
-    /// <summary>What Nix makes of a store path's files: root-owned, r-x or r--, mtime 1 (canonicalisePathMetaData).</summary>
-    private static FuseAttributes LazyAttributes(LazyTree tree, NarIndexEntry entry)
+    /// <summary>
+    /// What Nix makes of a store path's files: root-owned, r-x or r--, mtime 1 (canonicalisePathMetaData);
+    /// while Nix deletes the path, the directories it made writable and what is left in them.
+    /// </summary>
+    private FuseAttributes LazyAttributes(LazyTree tree, NarIndexEntry entry)
     {
+        var deletion = _trees.DeletionOf(tree);
         var (mode, size, links) = entry.Type switch
         {
-            NarEntryType.Directory => ((uint)FuseFileType.Directory | 0x16D, 0L,
-                2u + (uint)tree.Children(entry.Id).Count(c => c.Type == NarEntryType.Directory)),
+            NarEntryType.Directory => ((uint)FuseFileType.Directory | (deletion?.Permissions(entry.Id) ?? CanonicalDirectoryPermissions), 0L,
+                2u + (uint)(deletion?.Remaining(tree, entry.Id) ?? tree.Children(entry.Id)).Count(c => c.Type == NarEntryType.Directory)),
             NarEntryType.Symlink => ((uint)FuseFileType.Symlink | 0x1FF, (long)Encoding.UTF8.GetByteCount(entry.Target ?? ""), 1u),
             _ => ((uint)FuseFileType.Regular | (entry.IsExecutable ? 0x16Du : 0x124u), entry.Size, 1u),
         };
@@ -381,12 +390,12 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         });
     }
 
-    private static List<DirectoryItem> ListLazy(LazyNode node)
+    private List<DirectoryItem> ListLazy(LazyNode node)
     {
         var self = LazyInode(node.Tree.Nar.Id, node.EntryId);
         var parent = node.Entry.Parent is { } p ? LazyInode(node.Tree.Nar.Id, p) : self;
         var items = new List<DirectoryItem> { DirectoryItem.Dot(".", self), DirectoryItem.Dot("..", parent) };
-        foreach (var child in node.Tree.Children(node.EntryId))
+        foreach (var child in _trees.DeletionOf(node.Tree)?.Remaining(node.Tree, node.EntryId) ?? node.Tree.Children(node.EntryId))
             items.Add(new DirectoryItem(child.Name, LazyInode(node.Tree.Nar.Id, child.Id), FileType(child.Type), DirectoryItemKind.Lazy, child.Id));
         return items;
     }

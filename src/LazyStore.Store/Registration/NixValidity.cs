@@ -87,42 +87,65 @@ public static class NixValidity
             throw new NixRegistrationException(
                 $"not registering: {string.Join(", ", missing)} {(missing.Count == 1 ? "does" : "do")} not exist in {physical} (is a LazyStore mount serving it?)");
         }
-        var start = new ProcessStartInfo(nixStore)
+        var (exitCode, said) = RunNix(nixStore, [.. StoreArguments(storeRoot), "--load-db"], Format(infos, storeDirectory));
+        if (exitCode != 0)
+            throw new NixRegistrationException($"nix-store{(storeRoot is null ? "" : " --store " + storeRoot)} --load-db failed (exit {exitCode}): {said}");
+    }
+
+    /// <summary>
+    /// Copies the caches' signatures of registered paths into Nix's database with
+    /// <c>nix store copy-sigs</c> (Nix asks each cache for the narinfo itself and keeps the signatures of
+    /// those whose NarHash matches), so <c>nix store verify</c> finds them trusted. <c>--load-db</c>
+    /// carries no signatures. Returns why it failed, or null; the paths stay valid either way.
+    /// </summary>
+    public static string? CopySignatures(string? storeRoot, IEnumerable<(string CacheUrl, StorePath Path)> paths, StoreDirectory storeDirectory, string nix = "nix")
+    {
+        foreach (var group in paths.GroupBy(p => p.CacheUrl, StringComparer.Ordinal))
+        {
+            foreach (var batch in group.Select(p => p.Path.ToFullPath(storeDirectory)).Chunk(500))
+            {
+                string[] arguments = [.. StoreArguments(storeRoot), "store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", group.Key, .. batch];
+                var (exitCode, said) = RunNix(nix, arguments, input: null);
+                if (exitCode != 0)
+                    return $"nix store copy-sigs --substituter {group.Key} failed (exit {exitCode}): {said}";
+            }
+        }
+        return null;
+    }
+
+    private static string[] StoreArguments(string? storeRoot) => storeRoot is null ? [] : ["--store", storeRoot];
+
+    /// <summary>Runs a Nix tool to its end, feeding it <paramref name="input"/>; returns its exit code and what it said on stderr.</summary>
+    private static (int ExitCode, string Stderr) RunNix(string tool, IEnumerable<string> arguments, string? input)
+    {
+        var start = new ProcessStartInfo(tool)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        if (storeRoot is not null)
-        {
-            start.ArgumentList.Add("--store");
-            start.ArgumentList.Add(storeRoot);
-        }
-        start.ArgumentList.Add("--load-db");
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
         Process process;
         try
         {
-            process = Process.Start(start) ?? throw new NixRegistrationException($"could not start {nixStore}");
+            process = Process.Start(start) ?? throw new NixRegistrationException($"could not start {tool}");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new NixRegistrationException($"could not run {nixStore} (is Nix installed and on PATH?): {e.Message}");
+            throw new NixRegistrationException($"could not run {tool} (is Nix installed and on PATH?): {e.Message}");
         }
         using (process)
         {
             var stderr = process.StandardError.ReadToEndAsync();
             var stdout = process.StandardOutput.ReadToEndAsync();
-            process.StandardInput.Write(Format(infos, storeDirectory));
+            if (input is not null)
+                process.StandardInput.Write(input);
             process.StandardInput.Close();
             process.WaitForExit();
-            if (process.ExitCode != 0)
-            {
-                var said = stderr.GetAwaiter().GetResult().Trim();
-                throw new NixRegistrationException(
-                    $"nix-store{(storeRoot is null ? "" : " --store " + storeRoot)} --load-db failed (exit {process.ExitCode}): {said}");
-            }
             stdout.GetAwaiter().GetResult();
+            return (process.ExitCode, stderr.GetAwaiter().GetResult().Trim());
         }
     }
 

@@ -12,7 +12,10 @@ public static unsafe partial class Errno
     public const int ENOENT = 2;
     public const int EIO = 5;
     public const int EXDEV = 18;
+    public const int ENOTDIR = 20;
+    public const int EISDIR = 21;
     public const int EROFS = 30;
+    public const int ENOTEMPTY = 39;
 
     /// <summary>0 when <paramref name="call"/> succeeds, else the errno of the <see cref="PosixException"/> it threw.</summary>
     public static int Of(Action call)

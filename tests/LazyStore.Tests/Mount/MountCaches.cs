@@ -24,7 +24,7 @@ public sealed class MountCaches : IDisposable
         // Every test here mounts; where they are all skipped, 100 MB of caches would be built for nothing.
         if (FuseAvailability.SkipReason is not null)
         {
-            Tree = Large = Busybox = Late = Many = PlainTree = PlainLate = null!;
+            Tree = TreeTwin = Large = Busybox = Late = Many = PlainTree = PlainLate = null!;
             return;
         }
         FixtureTrees.WriteEdgeCases(SourceTree);
@@ -38,6 +38,7 @@ public sealed class MountCaches : IDisposable
 
         var own = new BinaryCacheWriter(OwnCacheDir, CompressionMethod.Zstd, Key);
         Tree = own.AddTree(SourceTree, "tree");
+        TreeTwin = own.AddTree(SourceTree, "tree-twin");
         Large = own.AddTree(SourceLarge, "large");
         Busybox = own.AddTree(SourceBusybox, "busybox");
         Late = own.AddTree(SourceLate, "late");
@@ -63,10 +64,13 @@ public sealed class MountCaches : IDisposable
 
     public const int ManyEntries = 2500;
 
-    /// <summary>Our own zstd cache: <see cref="Tree"/>, <see cref="Large"/>, <see cref="Busybox"/>, <see cref="Late"/>, <see cref="Many"/>.</summary>
+    /// <summary>Our own zstd cache: <see cref="Tree"/>, <see cref="TreeTwin"/>, <see cref="Large"/>, <see cref="Busybox"/>, <see cref="Late"/>, <see cref="Many"/>.</summary>
     public string OwnCacheDir => _dir.Sub("cache-own");
 
     public NarInfo Tree { get; }
+
+    /// <summary>Another store path with <see cref="Tree"/>'s contents, so the same NAR.</summary>
+    public NarInfo TreeTwin { get; }
 
     public NarInfo Large { get; }
 
