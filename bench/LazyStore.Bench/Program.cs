@@ -31,6 +31,8 @@ internal static class Program
             new MountStatWalkScenario(),
             new MountReaddirScenario(),
             new MountDemoStartScenario(),
+            new NixSubstitutionScenario(ciNoop: true),
+            new NixSubstitutionScenario(ciNoop: false),
         };
         var results = new List<ScenarioResult>();
         foreach (var scenario in scenarios.Where(s => options.Only is null || options.Only.Contains(s.Name)))
