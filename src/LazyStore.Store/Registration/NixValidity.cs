@@ -4,7 +4,7 @@ using LazyStore.Nix;
 
 namespace LazyStore.Store.Registration;
 
-/// <summary>Nix refused to register paths; the message carries what nix-store said.</summary>
+/// <summary>Nix refused to register paths, or could not say which are valid; the message carries what nix-store said.</summary>
 public sealed class NixRegistrationException(string message) : IOException(message);
 
 /// <summary>
@@ -76,7 +76,8 @@ public static class NixValidity
     /// exist in ROOT's store directory (for lazy paths: a LazyStore mount serves them there), or nothing is
     /// registered.
     /// </summary>
-    public static void Register(string? storeRoot, IReadOnlyCollection<NarInfo> infos, StoreDirectory storeDirectory, string nixStore = "nix-store")
+    public static async Task RegisterAsync(string? storeRoot, IReadOnlyCollection<NarInfo> infos, StoreDirectory storeDirectory,
+        CancellationToken cancellationToken, string nixStore = "nix-store")
     {
         if (infos.Count == 0)
             return;
@@ -87,6 +88,40 @@ public static class NixValidity
             throw new NixRegistrationException(
                 $"not registering: {string.Join(", ", missing)} {(missing.Count == 1 ? "does" : "do")} not exist in {physical} (is a LazyStore mount serving it?)");
         }
+        await RunAsync(nixStore, storeRoot, ["--load-db"], Format(infos, storeDirectory), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>How many paths one <c>nix-store --check-validity</c> is given; keeps its command line far below ARG_MAX.</summary>
+    public const int ValidityBatchSize = 500;
+
+    /// <summary>
+    /// Which of <paramref name="paths"/> Nix's database holds as valid, asked of Nix itself with
+    /// <c>nix-store [--store ROOT] --check-validity --print-invalid PATH…</c> (which prints the invalid ones),
+    /// <see cref="ValidityBatchSize"/> paths at a time.
+    /// </summary>
+    public static async Task<IReadOnlySet<StorePath>> QueryValidAsync(string? storeRoot, IReadOnlyCollection<StorePath> paths, StoreDirectory storeDirectory,
+        CancellationToken cancellationToken, string nixStore = "nix-store")
+    {
+        var valid = new HashSet<StorePath>();
+        foreach (var batch in paths.Distinct().Chunk(ValidityBatchSize))
+        {
+            var said = await RunAsync(nixStore, storeRoot, ["--check-validity", "--print-invalid", .. batch.Select(storeDirectory.Print)], null, cancellationToken)
+                .ConfigureAwait(false);
+            var invalid = new HashSet<StorePath>();
+            foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!storeDirectory.TryParsePath(line, out var path) || !batch.Contains(path!))
+                    throw new NixRegistrationException($"nix-store --check-validity printed '{line}', which is not one of the paths it was asked about");
+                invalid.Add(path!);
+            }
+            valid.UnionWith(batch.Where(p => !invalid.Contains(p)));
+        }
+        return valid;
+    }
+
+    /// <summary>Runs <c>nix-store [--store ROOT] ARGS…</c> with <paramref name="input"/> on its standard input; returns its standard output.</summary>
+    private static async Task<string> RunAsync(string nixStore, string? storeRoot, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
+    {
         var start = new ProcessStartInfo(nixStore)
         {
             RedirectStandardInput = true,
@@ -99,7 +134,8 @@ public static class NixValidity
             start.ArgumentList.Add("--store");
             start.ArgumentList.Add(storeRoot);
         }
-        start.ArgumentList.Add("--load-db");
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
         Process process;
         try
         {
@@ -111,18 +147,34 @@ public static class NixValidity
         }
         using (process)
         {
-            var stderr = process.StandardError.ReadToEndAsync();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            process.StandardInput.Write(Format(infos, storeDirectory));
-            process.StandardInput.Close();
-            process.WaitForExit();
+            var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+            var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+            try
+            {
+                if (input is not null)
+                    await process.StandardInput.WriteAsync(input.AsMemory(), cancellationToken).ConfigureAwait(false);
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // nix-store stopped reading (it failed early): its exit status and stderr below say why.
+            }
+            try
+            {
+                await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill();
+                throw;
+            }
             if (process.ExitCode != 0)
             {
-                var said = stderr.GetAwaiter().GetResult().Trim();
+                var said = (await stderr.ConfigureAwait(false)).Trim();
                 throw new NixRegistrationException(
-                    $"nix-store{(storeRoot is null ? "" : " --store " + storeRoot)} --load-db failed (exit {process.ExitCode}): {said}");
+                    $"nix-store{(storeRoot is null ? "" : " --store " + storeRoot)} {arguments[0]} failed (exit {process.ExitCode}): {said}");
             }
-            stdout.GetAwaiter().GetResult();
+            return await stdout.ConfigureAwait(false);
         }
     }
 
