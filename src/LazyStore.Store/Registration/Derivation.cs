@@ -84,7 +84,7 @@ public sealed class Derivation
         {
             t.Append('(');
             AppendString(t, storeDirectory.Print(i.Key)).Append(',');
-            AppendList(t, i.Value, (t, name) => AppendString(t, name));
+            AppendList(t, i.Value, (names, name) => AppendString(names, name));
             t.Append(')');
         });
         text.Append(',');

@@ -21,6 +21,9 @@ public sealed class NixRegistrationException(string message) : IOException(messa
 /// </remarks>
 public static class NixValidity
 {
+    /// <summary>How many paths one <c>nix-store --check-validity</c> is given; keeps its command line far below ARG_MAX.</summary>
+    public const int ValidityBatchSize = 500;
+
     /// <summary>
     /// The text <c>nix-store --register-validity --hash-given</c> reads: per path its full path, NarHash,
     /// NarSize, deriver (an empty line for none), the number of references, then each reference
@@ -90,9 +93,6 @@ public static class NixValidity
         }
         await RunAsync(nixStore, storeRoot, ["--load-db"], Format(infos, storeDirectory), cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>How many paths one <c>nix-store --check-validity</c> is given; keeps its command line far below ARG_MAX.</summary>
-    public const int ValidityBatchSize = 500;
 
     /// <summary>
     /// Which of <paramref name="paths"/> Nix's database holds as valid, asked of Nix itself with

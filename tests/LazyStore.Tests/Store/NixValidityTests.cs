@@ -91,6 +91,31 @@ public sealed class NixValidityTests : IDisposable
         Assert.NotEqual(0, valid.ExitCode);
     }
 
+    [RealNixFact]
+    public async Task NixSaysWhichPathsAreValidInBatches()
+    {
+        var root = _dir.Sub("root");
+        var added = RealNix.Run("nix-store", "--store", root, "--add", _dir.Sub("src/leaf")).EnsureSuccess("nix-store --add").StdoutText.Trim();
+        var valid = StoreDirectory.Default.ParsePath(added);
+        // More than two batches of paths Nix has never seen, around the one it has.
+        var unknown = Enumerable.Range(0, 2 * NixValidity.ValidityBatchSize + 1)
+            .Select(_ => StorePath.FromParts(System.Security.Cryptography.RandomNumberGenerator.GetBytes(StorePath.DigestLength), "unknown")).ToList();
+        var asked = unknown.Take(NixValidity.ValidityBatchSize).Append(valid).Concat(unknown.Skip(NixValidity.ValidityBatchSize)).ToList();
+        Assert.Equal([valid], await NixValidity.QueryValidAsync(root, asked, StoreDirectory.Default, CancellationToken.None));
+        Assert.Empty(await NixValidity.QueryValidAsync(root, [], StoreDirectory.Default, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AFailingNixStoreIsReportedWithWhatItSaid()
+    {
+        var error = await Assert.ThrowsAsync<NixRegistrationException>(() =>
+            NixValidity.QueryValidAsync("/nonexistent-root", [_leaf.StorePath], StoreDirectory.Default, CancellationToken.None, nixStore: "false"));
+        Assert.Equal("nix-store --store /nonexistent-root --check-validity failed (exit 1): ", error.Message);
+        error = await Assert.ThrowsAsync<NixRegistrationException>(() =>
+            NixValidity.QueryValidAsync(null, [_leaf.StorePath], StoreDirectory.Default, CancellationToken.None, nixStore: "/nonexistent/nix-store"));
+        Assert.StartsWith("could not run /nonexistent/nix-store (is Nix installed and on PATH?)", error.Message, StringComparison.Ordinal);
+    }
+
     private NarInfo Info(StorePath path, params StorePath[] references) =>
         new() { StorePath = path, Url = "nar/x.nar", NarHash = _leaf.NarHash, NarSize = _leaf.NarSize, References = references };
 
