@@ -1,6 +1,6 @@
 namespace LazyStore.Nix;
 
-/// <summary>What is wrong with a line-oriented <c>Key: value</c> metadata file (narinfo, nix-cache-info).</summary>
+/// <summary>What is wrong with a metadata file (narinfo, nix-cache-info, a derivation).</summary>
 public enum MetadataErrorKind
 {
     /// <summary>A required field is absent.</summary>
@@ -14,6 +14,9 @@ public enum MetadataErrorKind
 
     /// <summary>A line is not <c>Key: value</c>.</summary>
     MalformedLine,
+
+    /// <summary>The text breaks the format's grammar: something else was expected at an offset.</summary>
+    Syntax,
 }
 
 /// <summary>A malformed metadata file: says which kind of error, which field and which line (1-based).</summary>

@@ -93,14 +93,12 @@ public sealed class LazyStoreEngine : IDisposable
     }
 
     /// <summary>
-    /// Registers <paramref name="roots"/> (with <paramref name="closure"/>, everything they refer to,
-    /// transitively) for the mount. Every path is looked up first, at most <paramref name="parallelism"/>
-    /// at a time; only when all are found are they registered, so a closure that cannot be completed
-    /// registers nothing. Their listings are then fetched (never a NAR), so the mount lists them locally.
+    /// Registers paths found in the caches for the mount (<see cref="SubstituterSet.QueryClosureAsync"/> looks
+    /// a whole closure up before anything is registered), then fetches their listings, at most
+    /// <paramref name="parallelism"/> at a time (never a NAR), so the mount lists them locally.
     /// </summary>
-    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<StorePath> roots, bool closure, int parallelism, CancellationToken cancellationToken)
+    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, CancellationToken cancellationToken)
     {
-        var found = await Substituters.QueryClosureAsync(roots, parallelism, cancellationToken, followReferences: closure).ConfigureAwait(false);
         var added = new List<StorePath>();
         var paths = new List<LazyPath>(found.Count);
         foreach (var source in found)

@@ -15,12 +15,9 @@ internal static class RegisterCommand
     {
         var options = new StoreOptions();
         var paths = new Argument<string[]>("STORE-PATH") { Description = "Store paths to register", Arity = ArgumentArity.OneOrMore };
-        var storeRoot = new Option<string?>("--store-root")
-        {
-            Description = "The root of a chroot store (its store directory is ROOT/nix/store), as nix-store --store ROOT; default: the machine's store",
-        };
+        var storeRoot = StoreRootOption();
         var closure = new Option<bool>("--closure") { Description = "Also register everything the paths refer to, transitively" };
-        var jobs = new Option<int>("--jobs", "-j") { Description = "Parallel narinfo and listing lookups", DefaultValueFactory = _ => 8 };
+        var jobs = JobsOption();
         var command = new Command("register",
             "Register store paths the caches have as valid in Nix's database, without downloading their NARs; a LazyStore mount serves them")
         {
@@ -31,42 +28,78 @@ internal static class RegisterCommand
         {
             using var engine = options.OpenEngine(result);
             var root = result.GetValue(storeRoot);
-            var physical = NixValidity.PhysicalStoreDirectory(root, engine.StoreDirectory);
-            if (!StoreMount.IsMountedAt(physical))
-                console.Error.WriteLine($"warning: no LazyStore mount serves {physical}; Nix will not find lazy paths there (start `lazystore mount {physical}` first)");
-            var roots = result.GetValue(paths)!.Select(p => Parse(engine, p)).ToList();
-            RegisteredPaths registered;
+            WarnWithoutMount(console, engine, root);
+            var roots = result.GetValue(paths)!.Select(p => ParseStorePath(engine, p, "register")).ToList();
+            var parallelism = Math.Max(1, result.GetValue(jobs));
+            IReadOnlyList<SubstitutablePath> found;
             try
             {
-                registered = engine.RegisterAsync(roots, result.GetValue(closure), Math.Max(1, result.GetValue(jobs)), CancellationToken.None).GetAwaiter().GetResult();
+                found = engine.Substituters.QueryClosureAsync(roots, parallelism, CancellationToken.None, followReferences: result.GetValue(closure))
+                    .GetAwaiter().GetResult();
             }
             catch (PathNotSubstitutableException e)
             {
                 throw new CliException("register: nothing registered: " + e.Message, e);
             }
-            try
-            {
-                NixValidity.Register(root, registered.Paths.Select(p => p.Info).ToList(), engine.StoreDirectory);
-            }
-            catch (NixRegistrationException e)
-            {
-                engine.Catalog.Unregister(registered.Added.Select(p => p.HashPart));
-                throw new CliException("register: " + e.Message, e);
-            }
-            if (NixValidity.CopySignatures(root, registered.Paths.Select(p => (p.CacheUrl, p.Path)), engine.StoreDirectory) is { } why)
-                console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {why}");
-            foreach (var path in registered.Paths.OrderBy(p => p.Path))
-                console.Out.Write(string.Create(CultureInfo.InvariantCulture, $"{path.Path.ToFullPath(engine.StoreDirectory)}\t{path.Info.NarSize}\n"));
-            var advertised = registered.Paths.Sum(p => (long)p.Info.NarSize);
-            console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"registered {registered.Paths.Count} paths ({registered.Added.Count} new), {advertised} bytes of NAR advertised; {engine.Nars.BytesDownloaded} NAR bytes downloaded"));
+            var registered = Register(console, engine, root, found, parallelism, "register");
+            console.Error.WriteLine(Summary(engine, registered));
         });
         return command;
     }
 
-    private static StorePath Parse(LazyStoreEngine engine, string argument)
+    internal static Option<string?> StoreRootOption() => new("--store-root")
+    {
+        Description = "The root of a chroot store (its store directory is ROOT/nix/store), as nix-store --store ROOT; default: the machine's store",
+    };
+
+    internal static Option<int> JobsOption() => new("--jobs", "-j") { Description = "Parallel narinfo and listing lookups", DefaultValueFactory = _ => 8 };
+
+    /// <summary>Nix finds lazy paths only through a mount; registering without one is allowed (it may start later) but said.</summary>
+    internal static void WarnWithoutMount(CliConsole console, LazyStoreEngine engine, string? storeRoot)
+    {
+        var physical = NixValidity.PhysicalStoreDirectory(storeRoot, engine.StoreDirectory);
+        if (!StoreMount.IsMountedAt(physical))
+            console.Error.WriteLine($"warning: no LazyStore mount serves {physical}; Nix will not find lazy paths there (start `lazystore mount {physical}` first)");
+    }
+
+    /// <summary>
+    /// Registers <paramref name="found"/> with the catalog and Nix (the catalog's part is taken back if Nix
+    /// refuses), then prints one line per path on stdout: its full path and NarSize.
+    /// </summary>
+    internal static RegisteredPaths Register(CliConsole console, LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found,
+        int parallelism, string commandName)
+    {
+        RegisteredPaths registered;
+        try
+        {
+            registered = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch (NixRegistrationException e)
+        {
+            throw new CliException($"{commandName}: {e.Message}", e);
+        }
+        try
+        {
+            NixValidity.CopySignaturesAsync(storeRoot, registered.Paths.Select(p => (p.CacheUrl, p.Path)).ToList(), engine.StoreDirectory, CancellationToken.None)
+                .GetAwaiter().GetResult();
+        }
+        catch (NixRegistrationException e)
+        {
+            console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {e.Message}");
+        }
+        foreach (var path in registered.Paths.OrderBy(p => p.Path))
+            console.Out.Write(string.Create(CultureInfo.InvariantCulture, $"{path.Path.ToFullPath(engine.StoreDirectory)}\t{path.Info.NarSize}\n"));
+        return registered;
+    }
+
+    /// <summary>The closing line on stderr: paths registered, how many were new, NAR bytes advertised and really downloaded.</summary>
+    internal static string Summary(LazyStoreEngine engine, RegisteredPaths registered) => string.Create(CultureInfo.InvariantCulture,
+        $"registered {registered.Paths.Count} paths ({registered.Added.Count} new), {registered.Paths.Sum(p => (long)p.Info.NarSize)} bytes of NAR advertised; {engine.Nars.BytesDownloaded} NAR bytes downloaded");
+
+    /// <summary>A store path argument, full or a base name; a path inside a store path is refused.</summary>
+    internal static StorePath ParseStorePath(LazyStoreEngine engine, string argument, string commandName)
     {
         var (path, inside) = StoreCommands.Parse(engine, argument);
-        return inside.Count == 0 ? path : throw new CliException($"register: '{argument}' is inside a store path; name the store path itself");
+        return inside.Count == 0 ? path : throw new CliException($"{commandName}: '{argument}' is inside a store path; name the store path itself");
     }
 }

@@ -4,7 +4,7 @@ using LazyStore.Nix;
 
 namespace LazyStore.Store.Registration;
 
-/// <summary>Nix refused to register paths; the message carries what nix-store said.</summary>
+/// <summary>Nix refused to register paths, or could not say which are valid; the message carries what nix-store said.</summary>
 public sealed class NixRegistrationException(string message) : IOException(message);
 
 /// <summary>
@@ -21,6 +21,9 @@ public sealed class NixRegistrationException(string message) : IOException(messa
 /// </remarks>
 public static class NixValidity
 {
+    /// <summary>How many paths one <c>nix-store --check-validity</c> is given; keeps its command line far below ARG_MAX.</summary>
+    public const int ValidityBatchSize = 500;
+
     /// <summary>
     /// The text <c>nix-store --register-validity --hash-given</c> reads: per path its full path, NarHash,
     /// NarSize, deriver (an empty line for none), the number of references, then each reference
@@ -76,7 +79,8 @@ public static class NixValidity
     /// exist in ROOT's store directory (for lazy paths: a LazyStore mount serves them there), or nothing is
     /// registered.
     /// </summary>
-    public static void Register(string? storeRoot, IReadOnlyCollection<NarInfo> infos, StoreDirectory storeDirectory, string nixStore = "nix-store")
+    public static async Task RegisterAsync(string? storeRoot, IReadOnlyCollection<NarInfo> infos, StoreDirectory storeDirectory,
+        CancellationToken cancellationToken, string nixStore = "nix-store")
     {
         if (infos.Count == 0)
             return;
@@ -87,67 +91,115 @@ public static class NixValidity
             throw new NixRegistrationException(
                 $"not registering: {string.Join(", ", missing)} {(missing.Count == 1 ? "does" : "do")} not exist in {physical} (is a LazyStore mount serving it?)");
         }
-        var (exitCode, said) = RunNix(nixStore, [.. StoreArguments(storeRoot), "--load-db"], Format(infos, storeDirectory));
-        if (exitCode != 0)
-            throw new NixRegistrationException($"nix-store{(storeRoot is null ? "" : " --store " + storeRoot)} --load-db failed (exit {exitCode}): {said}");
+        await RunAsync(nixStore, storeRoot, ["--load-db"], Format(infos, storeDirectory), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Which of <paramref name="paths"/> Nix's database holds as valid, asked of Nix itself with
+    /// <c>nix-store [--store ROOT] --check-validity --print-invalid PATH…</c> (which prints the invalid ones),
+    /// <see cref="ValidityBatchSize"/> paths at a time.
+    /// </summary>
+    public static async Task<IReadOnlySet<StorePath>> QueryValidAsync(string? storeRoot, IReadOnlyCollection<StorePath> paths, StoreDirectory storeDirectory,
+        CancellationToken cancellationToken, string nixStore = "nix-store")
+    {
+        var valid = new HashSet<StorePath>();
+        foreach (var batch in paths.Distinct().Chunk(ValidityBatchSize))
+        {
+            var said = await RunAsync(nixStore, storeRoot, ["--check-validity", "--print-invalid", .. batch.Select(storeDirectory.Print)], null, cancellationToken)
+                .ConfigureAwait(false);
+            var invalid = new HashSet<StorePath>();
+            foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!storeDirectory.TryParsePath(line, out var path) || !batch.Contains(path!))
+                    throw new NixRegistrationException($"nix-store --check-validity printed '{line}', which is not one of the paths it was asked about");
+                invalid.Add(path!);
+            }
+            valid.UnionWith(batch.Where(p => !invalid.Contains(p)));
+        }
+        return valid;
     }
 
     /// <summary>
     /// Copies the caches' signatures of registered paths into Nix's database with
-    /// <c>nix store copy-sigs</c> (Nix asks each cache for the narinfo itself and keeps the signatures of
-    /// those whose NarHash matches), so <c>nix store verify</c> finds them trusted. <c>--load-db</c>
-    /// carries no signatures. Returns why it failed, or null; the paths stay valid either way.
+    /// <c>nix store copy-sigs --substituter CACHE</c>: Nix asks each cache for the narinfos itself and keeps
+    /// the signatures of those whose NarHash matches, so <c>nix store verify</c> finds the paths trusted.
+    /// <c>--load-db</c> carries no signatures.
     /// </summary>
-    public static string? CopySignatures(string? storeRoot, IEnumerable<(string CacheUrl, StorePath Path)> paths, StoreDirectory storeDirectory, string nix = "nix")
+    public static async Task CopySignaturesAsync(string? storeRoot, IReadOnlyCollection<(string CacheUrl, StorePath Path)> paths, StoreDirectory storeDirectory,
+        CancellationToken cancellationToken, string nix = "nix")
     {
         foreach (var group in paths.GroupBy(p => p.CacheUrl, StringComparer.Ordinal))
         {
-            foreach (var batch in group.Select(p => p.Path.ToFullPath(storeDirectory)).Chunk(500))
+            foreach (var batch in group.Select(p => storeDirectory.Print(p.Path)).Chunk(ValidityBatchSize))
             {
-                string[] arguments = [.. StoreArguments(storeRoot), "store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", group.Key, .. batch];
-                var (exitCode, said) = RunNix(nix, arguments, input: null);
-                if (exitCode != 0)
-                    return $"nix store copy-sigs --substituter {group.Key} failed (exit {exitCode}): {said}";
+                await RunAsync(nix, storeRoot, ["store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", group.Key, .. batch],
+                    null, cancellationToken).ConfigureAwait(false);
             }
         }
-        return null;
     }
 
-    private static string[] StoreArguments(string? storeRoot) => storeRoot is null ? [] : ["--store", storeRoot];
-
-    /// <summary>Runs a Nix tool to its end, feeding it <paramref name="input"/>; returns its exit code and what it said on stderr.</summary>
-    private static (int ExitCode, string Stderr) RunNix(string tool, IEnumerable<string> arguments, string? input)
+    /// <summary>Runs <c>nix-store [--store ROOT] ARGS…</c> (or another Nix tool) with <paramref name="input"/> on its standard input; returns its standard output.</summary>
+    private static async Task<string> RunAsync(string nixStore, string? storeRoot, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(tool)
+        var start = new ProcessStartInfo(nixStore)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (storeRoot is not null)
+        {
+            start.ArgumentList.Add("--store");
+            start.ArgumentList.Add(storeRoot);
+        }
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
         Process process;
         try
         {
-            process = Process.Start(start) ?? throw new NixRegistrationException($"could not start {tool}");
+            process = Process.Start(start) ?? throw new NixRegistrationException($"could not start {nixStore}");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new NixRegistrationException($"could not run {tool} (is Nix installed and on PATH?): {e.Message}");
+            throw new NixRegistrationException($"could not run {nixStore} (is Nix installed and on PATH?): {e.Message}");
         }
         using (process)
         {
-            var stderr = process.StandardError.ReadToEndAsync();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            if (input is not null)
-                process.StandardInput.Write(input);
-            process.StandardInput.Close();
-            process.WaitForExit();
-            stdout.GetAwaiter().GetResult();
-            return (process.ExitCode, stderr.GetAwaiter().GetResult().Trim());
+            var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+            var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+            try
+            {
+                if (input is not null)
+                    await process.StandardInput.WriteAsync(input.AsMemory(), cancellationToken).ConfigureAwait(false);
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // nix-store stopped reading (it failed early): its exit status and stderr below say why.
+            }
+            try
+            {
+                await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill();
+                throw;
+            }
+            if (process.ExitCode != 0)
+            {
+                var said = (await stderr.ConfigureAwait(false)).Trim();
+                throw new NixRegistrationException(
+                    $"{nixStore}{(storeRoot is null ? "" : " --store " + storeRoot)} {Operation(arguments)} failed (exit {process.ExitCode}): {said}");
+            }
+            return await stdout.ConfigureAwait(false);
         }
     }
+
+    /// <summary>What a Nix call was asked to do: nix-store's operation flag, or the new CLI's two command words.</summary>
+    private static string Operation(IReadOnlyList<string> arguments) =>
+        arguments[0].StartsWith('-') ? arguments[0] : string.Join(' ', arguments.Take(2));
 
     /// <summary>Where ROOT's store directory is on disk: <c>ROOT/nix/store</c> for a chroot store, the store directory itself otherwise.</summary>
     public static string PhysicalStoreDirectory(string? storeRoot, StoreDirectory storeDirectory) =>

@@ -185,8 +185,12 @@ public sealed class SubstituterSet : IDisposable
     /// <paramref name="followReferences"/>), every path looked up, at most <paramref name="parallelism"/>
     /// lookups at a time. Throws when any path is missing, naming all that are.
     /// </summary>
+    /// <param name="present">
+    /// Given the paths of one breadth-first round, says which of them are already present where the closure
+    /// is wanted (for realise: valid in Nix's database); those are neither looked up nor followed.
+    /// </param>
     public async Task<IReadOnlyList<SubstitutablePath>> QueryClosureAsync(IEnumerable<StorePath> roots, int parallelism, CancellationToken cancellationToken,
-        bool followReferences = true)
+        bool followReferences = true, Func<IReadOnlyCollection<StorePath>, CancellationToken, Task<IReadOnlySet<StorePath>>>? present = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
@@ -196,6 +200,11 @@ public sealed class SubstituterSet : IDisposable
         var frontier = roots.Where(seen.Add).ToList();
         while (frontier.Count > 0)
         {
+            if (present is not null)
+            {
+                var there = await present(frontier, cancellationToken).ConfigureAwait(false);
+                frontier = frontier.Where(p => !there.Contains(p)).ToList();
+            }
             await Parallel.ForEachAsync(frontier, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
                 async (path, ct) =>
                 {

@@ -57,7 +57,7 @@ public sealed class NixValidityTests : IDisposable
     }
 
     [RealNixFact]
-    public void RealNixAcceptsTheRegistrationAndVerifiesThePaths()
+    public async Task RealNixAcceptsTheRegistrationAndVerifiesThePaths()
     {
         var root = _dir.Sub("root");
         var store = Path.Combine(root, "nix", "store");
@@ -65,8 +65,8 @@ public sealed class NixValidityTests : IDisposable
         foreach (var (info, source) in new[] { (_leaf, "leaf"), (_middle, "middle"), (_top, "top") })
             ExternalTool.Run("cp", ["-a", _dir.Sub("src/" + source), Path.Combine(store, info.StorePath.BaseName)]).EnsureSuccess("cp -a");
 
-        NixValidity.Register(root, [_top, _middle, _leaf], StoreDirectory.Default);
-        NixValidity.Register(root, [_top, _middle, _leaf], StoreDirectory.Default);
+        await NixValidity.RegisterAsync(root, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
+        await NixValidity.RegisterAsync(root, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
 
         var references = RealNix.Run("nix-store", "--store", root, "-q", "--references", _top.StorePath.ToFullPath()).EnsureSuccess("nix-store -q --references");
         Assert.Equal(new[] { _leaf.StorePath.ToFullPath(), _middle.StorePath.ToFullPath() }.Order(), references.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
@@ -81,14 +81,39 @@ public sealed class NixValidityTests : IDisposable
     }
 
     [RealNixFact]
-    public void APathMissingFromTheStoreDirectoryIsRefusedAndNothingRegistered()
+    public async Task APathMissingFromTheStoreDirectoryIsRefusedAndNothingRegistered()
     {
         var root = _dir.Sub("root");
         Directory.CreateDirectory(Path.Combine(root, "nix", "store"));
-        var error = Assert.Throws<NixRegistrationException>(() => NixValidity.Register(root, [_leaf], StoreDirectory.Default));
+        var error = await Assert.ThrowsAsync<NixRegistrationException>(() => NixValidity.RegisterAsync(root, [_leaf], StoreDirectory.Default, CancellationToken.None));
         Assert.Equal($"not registering: {_leaf.StorePath.BaseName} does not exist in {Path.Combine(root, "nix", "store")} (is a LazyStore mount serving it?)", error.Message);
         var valid = RealNix.Run("nix-store", "--store", root, "--check-validity", _leaf.StorePath.ToFullPath());
         Assert.NotEqual(0, valid.ExitCode);
+    }
+
+    [RealNixFact]
+    public async Task NixSaysWhichPathsAreValidInBatches()
+    {
+        var root = _dir.Sub("root");
+        var added = RealNix.Run("nix-store", "--store", root, "--add", _dir.Sub("src/leaf")).EnsureSuccess("nix-store --add").StdoutText.Trim();
+        var valid = StoreDirectory.Default.ParsePath(added);
+        // More than two batches of paths Nix has never seen, around the one it has.
+        var unknown = Enumerable.Range(0, 2 * NixValidity.ValidityBatchSize + 1)
+            .Select(_ => StorePath.FromParts(System.Security.Cryptography.RandomNumberGenerator.GetBytes(StorePath.DigestLength), "unknown")).ToList();
+        var asked = unknown.Take(NixValidity.ValidityBatchSize).Append(valid).Concat(unknown.Skip(NixValidity.ValidityBatchSize)).ToList();
+        Assert.Equal([valid], await NixValidity.QueryValidAsync(root, asked, StoreDirectory.Default, CancellationToken.None));
+        Assert.Empty(await NixValidity.QueryValidAsync(root, [], StoreDirectory.Default, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AFailingNixStoreIsReportedWithWhatItSaid()
+    {
+        var error = await Assert.ThrowsAsync<NixRegistrationException>(() =>
+            NixValidity.QueryValidAsync("/nonexistent-root", [_leaf.StorePath], StoreDirectory.Default, CancellationToken.None, nixStore: "false"));
+        Assert.Equal("nix-store --store /nonexistent-root --check-validity failed (exit 1): ", error.Message);
+        error = await Assert.ThrowsAsync<NixRegistrationException>(() =>
+            NixValidity.QueryValidAsync(null, [_leaf.StorePath], StoreDirectory.Default, CancellationToken.None, nixStore: "/nonexistent/nix-store"));
+        Assert.StartsWith("could not run /nonexistent/nix-store (is Nix installed and on PATH?)", error.Message, StringComparison.Ordinal);
     }
 
     private NarInfo Info(StorePath path, params StorePath[] references) =>
