@@ -208,9 +208,11 @@ internal sealed partial class StoreFileSystem
     public ValueTask<FuseEntry> LinkAsync(FuseRequestContext context, ulong nodeId, ulong newParent, string newName)
     {
         var directory = WritableNode(newParent);
-        // A lazy file has no inode in the lower file system to link to: "another file system".
+        // A lazy file has no inode on disk to link to. EPERM is link(2)'s "this file system does not support
+        // hard links here", on which Nix copies instead (linkOrCopy, when it puts inputs into a build chroot);
+        // EXDEV would fail the build.
         if (Node(nodeId) is not LowerNode source)
-            throw new FuseException(Errno.EXDEV);
+            throw new FuseException(Errno.EPERM);
         try
         {
             Posix.LinkAt(Posix.AtFdCwd, source.ProcPath, directory.Fd, newName, AtSymlinkFollow);

@@ -37,18 +37,20 @@ public sealed class LazyNixTests(NixClosureCache cache) : IClassFixture<NixClosu
         store.RegisterClosure(cache.Top);
         var added = store.Nix("nix-store", "--store", store.Root, "--add", NixClosureCache.BusyboxBinary).EnsureSuccess("nix-store --add").StdoutText.Trim();
         var expression = store.Write("uses-readme.nix", cache.Derivation("uses-readme",
-            $"{cache.Shell} mkdir $out; {cache.Shell} cat {cache.Large}/README > $out/readme; echo {cache.Top} > $out/top",
+            $"{cache.Shell} mkdir $out; {cache.Shell} cat {cache.Large}/README > $out/readme; {cache.Shell} cat {cache.Note} > $out/note; echo {cache.Top} > $out/top",
             [cache.Top]));
 
         var output = store.Nix("nix-build", "--store", store.Root, "--no-out-link", expression).EnsureSuccess("nix-build").StdoutText.Trim();
 
         Assert.Equal("large\n", File.ReadAllText(store.Physical(output, "readme")));
         store.Nix("nix-store", "--store", store.Root, "--check-validity", output).EnsureSuccess("the output is valid");
-        // Busybox ran, README was read: those two NARs and no other.
+        // The single-file input reached the build chroot (Nix copies it when a hard link is refused).
+        Assert.Equal("a store path that is a single file\n", File.ReadAllText(store.Physical(output, "note")));
+        // Busybox ran, README and the note were read: those three NARs and no other.
         var fetched = cache.Closure.Where(p => store.NarRequestsFor(p) > 0).ToList();
-        Assert.Equal(new[] { cache.Busybox, cache.Large }.Order(StringComparer.Ordinal), fetched);
+        Assert.Equal(new[] { cache.Busybox, cache.Large, cache.Note }.Order(StringComparer.Ordinal), fetched);
         Assert.All(fetched, p => Assert.Equal(1, store.NarRequestsFor(p)));
-        Assert.Equal(store.FileSizeOf(cache.Busybox) + store.FileSizeOf(cache.Large), store.Server.BodyBytesSent - store.MetadataBytes);
+        Assert.Equal(fetched.Sum(store.FileSizeOf), store.Server.BodyBytesSent - store.MetadataBytes);
 
         // What Nix wrote through the overlay is in the lower directory once the mount is gone, and intact.
         store.Unmount();

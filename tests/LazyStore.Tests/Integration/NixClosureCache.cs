@@ -8,7 +8,7 @@ namespace LazyStore.Tests.Integration;
 /// <summary>
 /// A signed binary cache written by the real <c>nix copy</c> (zstd, with listings) holding a closure
 /// built by the real Nix: a static busybox, ten documentation trees of this machine, a path of about
-/// 100 MB of real libraries with a small README, and on top the output of a derivation (busybox as its
+/// 100 MB of real libraries with a small README, a path that is a single file, and on top the output of a derivation (busybox as its
 /// builder) that refers to all of them. Built once for the tests that share it.
 /// </summary>
 public sealed class NixClosureCache : IDisposable
@@ -21,7 +21,7 @@ public sealed class NixClosureCache : IDisposable
     {
         if (FuseAvailability.SkipReason is not null || (!RealNix.IsAvailable && !TestEnvironment.InCi))
         {
-            CacheDir = Busybox = Large = Top = "";
+            CacheDir = Busybox = Large = Note = Top = "";
             Docs = Closure = [];
             TrustedKey = null!;
             return;
@@ -38,10 +38,12 @@ public sealed class NixClosureCache : IDisposable
         FixtureTrees.WriteLargeFile(large, LargeBytes);
         Large = Add(source, large);
         Docs = DocumentationTrees(10).Select(d => Add(source, d)).ToList();
+        File.WriteAllText(_dir.Sub("note.txt"), "a store path that is a single file\n");
+        Note = Add(source, _dir.Sub("note.txt"));
 
         var expression = _dir.Sub("top.nix");
-        File.WriteAllText(expression, Derivation("top", $"{Shell} mkdir $out; echo {string.Join(' ', Docs.Prepend(Large).Prepend(Busybox))} > $out/refs",
-            [Busybox, Large, .. Docs]));
+        File.WriteAllText(expression, Derivation("top", $"{Shell} mkdir $out; echo {string.Join(' ', Docs.Prepend(Note).Prepend(Large).Prepend(Busybox))} > $out/refs",
+            [Busybox, Large, Note, .. Docs]));
         Top = RealNix.Run("nix-build", "--store", source, "--no-out-link", expression).EnsureSuccess("nix-build top.nix").StdoutText.Trim();
         Closure = RealNix.Run("nix-store", "--store", source, "-qR", Top).EnsureSuccess("nix-store -qR")
             .StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal).ToList();
@@ -64,6 +66,9 @@ public sealed class NixClosureCache : IDisposable
     public string Large { get; }
 
     public IReadOnlyList<string> Docs { get; }
+
+    /// <summary>A path that is a single file (Nix hard-links such inputs into a build chroot, or copies them).</summary>
+    public string Note { get; }
 
     /// <summary>The derivation output referring to every other path.</summary>
     public string Top { get; }

@@ -9,9 +9,9 @@ namespace LazyStore.Tests.Mount;
 /// </summary>
 public static unsafe partial class Errno
 {
+    public const int EPERM = 1;
     public const int ENOENT = 2;
     public const int EIO = 5;
-    public const int EXDEV = 18;
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
     public const int EROFS = 30;
