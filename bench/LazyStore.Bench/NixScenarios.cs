@@ -62,7 +62,7 @@ internal sealed class NixClosure
 
     public static NixClosure Prepare(string workDirectory)
     {
-        var directory = Path.Combine(workDirectory, "nix-closure-xz");
+        var directory = Path.Combine(workDirectory, "nix-closure-xz-2");
         if (File.Exists(Path.Combine(directory, "manifest")))
             return new NixClosure(directory);
         if (System.IO.Directory.Exists(directory))
@@ -158,8 +158,14 @@ internal sealed class NixClosure
               data = {
 
             """);
+        // A file becomes lib/FILE of a directory output: store paths that are single files are rare in real
+        // closures, and Nix bind-mounts directory inputs into a build chroot but hard-links file inputs, or
+        // copies them (reading them whole) where it cannot, as from a lazy path.
         foreach (var (name, path, _) in sources)
-            text.Append(CultureInfo.InvariantCulture, $"    \"{name}\" = build \"{name}\" \"${{sh}} cp -r '{path}' $out\";\n");
+        {
+            var copy = System.IO.Directory.Exists(path) ? $"${{sh}} cp -r '{path}' $out" : $"${{sh}} mkdir -p $out/lib; ${{sh}} cp '{path}' $out/lib/";
+            text.Append(CultureInfo.InvariantCulture, $"    \"{name}\" = build \"{name}\" \"{copy}\";\n");
+        }
         text.Append("  };\n}\n");
         return text.ToString();
     }

@@ -99,14 +99,9 @@ public sealed class LazyStoreEngine : IDisposable
     /// </summary>
     public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, CancellationToken cancellationToken)
     {
-        var added = new List<StorePath>();
-        var paths = new List<LazyPath>(found.Count);
-        foreach (var source in found)
-        {
-            if (Catalog.GetStorePath(source.Path.HashPart) is not { Registered: true })
-                added.Add(source.Path);
-            paths.Add(ToLazyPath(Catalog.AddStorePath(source.Info, source.Cache.Url, register: true)));
-        }
+        var recorded = Catalog.AddStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), register: true);
+        var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();
+        var paths = recorded.Select(r => ToLazyPath(r.Path)).ToList();
         await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
             async (path, ct) => await EnsureTreeAsync(path, fetchIfUnlisted: false, ct).ConfigureAwait(false)).ConfigureAwait(false);
         return new RegisteredPaths(paths, added);

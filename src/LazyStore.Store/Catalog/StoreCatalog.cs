@@ -71,31 +71,43 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     /// Records a store path with the verified narinfo it was accepted with (and its NAR row). A path already
     /// known keeps its NAR state; <paramref name="register"/> only ever turns registration on.
     /// </summary>
-    public KnownStorePath AddStorePath(NarInfo info, string cache, bool register)
+    public KnownStorePath AddStorePath(NarInfo info, string cache, bool register) => AddStorePaths([(info, cache)], register)[0].Path;
+
+    /// <summary>
+    /// <see cref="AddStorePath"/> for many paths in one transaction; each comes back with whether it was
+    /// registered before.
+    /// </summary>
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register)
     {
         using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
-        using (var nar = Command(connection,
-            "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
-            ("$hash", info.NarHash.ToString()), ("$size", (long)info.NarSize)))
-        {
-            nar.Transaction = transaction;
-            nar.ExecuteNonQuery();
-        }
-        using (var path = Command(connection,
+        using var nar = Command(connection, "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
+            ("$hash", ""), ("$size", 0L));
+        using var path = Command(connection,
             """
             INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at)
             VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now)
             ON CONFLICT (hash_part) DO UPDATE SET registered = max(registered, excluded.registered)
             """,
-            ("$hash", info.StorePath.HashPart), ("$name", info.StorePath.BaseName), ("$cache", cache),
-            ("$narinfo", info.ToString()), ("$narHash", info.NarHash.ToString()), ("$registered", register ? 1 : 0), ("$now", Now)))
+            ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", register ? 1 : 0), ("$now", Now));
+        nar.Transaction = path.Transaction = transaction;
+        var added = new List<(KnownStorePath, bool)>(paths.Count);
+        foreach (var (info, cache) in paths)
         {
-            path.Transaction = transaction;
+            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true };
+            nar.Parameters["$hash"].Value = info.NarHash.ToString();
+            nar.Parameters["$size"].Value = (long)info.NarSize;
+            nar.ExecuteNonQuery();
+            path.Parameters["$hash"].Value = info.StorePath.HashPart;
+            path.Parameters["$name"].Value = info.StorePath.BaseName;
+            path.Parameters["$cache"].Value = cache;
+            path.Parameters["$narinfo"].Value = info.ToString();
+            path.Parameters["$narHash"].Value = info.NarHash.ToString();
             path.ExecuteNonQuery();
+            added.Add((GetStorePath(connection, info.StorePath.HashPart)!, wasRegistered));
         }
         transaction.Commit();
-        return GetStorePath(connection, info.StorePath.HashPart)!;
+        return added;
     }
 
     public KnownStorePath? GetStorePath(string hashPart)

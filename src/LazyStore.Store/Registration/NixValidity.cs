@@ -191,15 +191,18 @@ public static class NixValidity
             {
                 var said = (await stderr.ConfigureAwait(false)).Trim();
                 throw new NixRegistrationException(
-                    $"{nixStore}{(storeRoot is null ? "" : " --store " + storeRoot)} {Operation(arguments)} failed (exit {process.ExitCode}): {said}");
+                    $"{Describe(storeRoot, arguments)} failed (exit {process.ExitCode}): {said}");
             }
             return await stdout.ConfigureAwait(false);
         }
     }
 
-    /// <summary>What a Nix call was asked to do: nix-store's operation flag, or the new CLI's two command words.</summary>
-    private static string Operation(IReadOnlyList<string> arguments) =>
-        arguments[0].StartsWith('-') ? arguments[0] : string.Join(' ', arguments.Take(2));
+    /// <summary>A Nix call as a user would type it, up to what it was asked to do: nix-store's operation flag, or the nix command's two words.</summary>
+    private static string Describe(string? storeRoot, IReadOnlyList<string> arguments)
+    {
+        var store = storeRoot is null ? "" : " --store " + storeRoot;
+        return arguments[0].StartsWith('-') ? $"nix-store{store} {arguments[0]}" : $"nix{store} {arguments[0]} {arguments[1]}";
+    }
 
     /// <summary>Where ROOT's store directory is on disk: <c>ROOT/nix/store</c> for a chroot store, the store directory itself otherwise.</summary>
     public static string PhysicalStoreDirectory(string? storeRoot, StoreDirectory storeDirectory) =>
