@@ -25,6 +25,19 @@ public enum FuseCapabilities : uint
     PosixAcl = 1 << 19,
     HandleKillPriv = 1 << 20,
     CacheSymlinks = 1 << 23,
+
+    /// <summary>
+    /// The kernel can open directories without asking (zero-message opendir, Linux 5.1). Wanted, the
+    /// session answers every OPENDIR with ENOSYS itself, never calling
+    /// <see cref="IFuseFileSystem.OpenDirectoryAsync"/>, and from then on the kernel sends neither
+    /// OPENDIR nor RELEASEDIR: a directory's open(2) and close(2) cost no round trip. Readdir then
+    /// carries file handle 0, and the kernel keeps every listing it reads to the end (as with
+    /// <see cref="FuseOpenResult.CacheDirectory"/> and <see cref="FuseOpenResult.KeepCache"/>) until an
+    /// operation through the mount changes the directory's entries, or, with
+    /// <see cref="AutoInvalidateData"/>, a listing from the start finds the directory's attributes
+    /// expired and its mtime changed. A listing that changes behind the kernel's back must say so
+    /// with <see cref="FuseDirectoryBuffer.Uncacheable"/>.
+    /// </summary>
     NoOpendirSupport = 1 << 24,
     ExplicitInvalidateData = 1 << 25,
     ExpireOnly = 1 << 26,

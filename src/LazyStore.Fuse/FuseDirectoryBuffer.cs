@@ -21,6 +21,16 @@ public sealed unsafe class FuseDirectoryBuffer : IDirectoryReplyBuffer
     public int Length => _space.Used;
 
     /// <summary>
+    /// This directory's listing changes without the kernel seeing it happen (not through the mount),
+    /// so the kernel must not keep it. Matters only with <see cref="FuseCapabilities.NoOpendirSupport"/>
+    /// wanted, where the kernel keeps every listing it reads to the end: the reply that ends the
+    /// listing (the one with no entries) then first drops the pages the kernel cached it in, and the
+    /// directory's attributes, so the next listing asks again. With OPENDIR,
+    /// <see cref="FuseOpenResult.CacheDirectory"/> decides instead.
+    /// </summary>
+    public bool Uncacheable { get; set; }
+
+    /// <summary>
     /// Appends one entry; false when it does not fit, and the handler should stop. <paramref name="inode"/>
     /// is the d_ino readers see, never 0 (glibc's readdir skips such entries as deleted);
     /// <paramref name="nextOffset"/> is the cookie the kernel passes back to continue after this
@@ -69,6 +79,9 @@ public sealed unsafe class FuseDirectoryPlusBuffer : IDirectoryReplyBuffer
 
     /// <summary>Bytes filled so far.</summary>
     public int Length => _space.Used;
+
+    /// <inheritdoc cref="FuseDirectoryBuffer.Uncacheable"/>
+    public bool Uncacheable { get; set; }
 
     /// <summary>
     /// Appends one entry; false when it does not fit, and then the kernel takes no lookup count for

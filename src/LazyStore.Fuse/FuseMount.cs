@@ -73,6 +73,9 @@ public sealed unsafe class FuseMount : IDisposable
 
     internal FuseResponder Responder { get; }
 
+    /// <summary>Set at INIT when the filesystem wanted <see cref="FuseCapabilities.NoOpendirSupport"/>.</summary>
+    internal bool KernelOpensDirectories { get; private set; }
+
     /// <summary>
     /// Mounts <paramref name="fileSystem"/> at <paramref name="mountPoint"/> and starts serving it.
     /// Returns once the kernel has the mount; requests wait in the kernel until the session answers
@@ -199,6 +202,7 @@ public sealed unsafe class FuseMount : IDisposable
             TimeGranularity = native->TimeGran,
         };
         FileSystem.Initialize(connection);
+        KernelOpensDirectories = connection.Wanted.HasFlag(FuseCapabilities.NoOpendirSupport);
         native->Want = (uint)connection.Wanted;
         // libfuse sized its request buffers from max_write before init; it may only shrink.
         native->MaxWrite = Math.Min(connection.MaxWrite, native->MaxWrite);
@@ -206,6 +210,18 @@ public sealed unsafe class FuseMount : IDisposable
         native->MaxBackground = connection.MaxBackground;
         native->CongestionThreshold = connection.CongestionThreshold;
         native->TimeGran = connection.TimeGranularity;
+    }
+
+    /// <summary>
+    /// Drops the pages that hold a directory's cached listing (and its attributes), from within the
+    /// reply that ends the listing. Unlike the public invalidations this is safe inside a handler:
+    /// for a directory the kernel takes no lock that a pending request holds (fuse_reverse_inval_inode
+    /// only invalidates the directory's page cache, whose pages readdir locks just while copying).
+    /// </summary>
+    internal void DropCachedListing(ulong nodeId)
+    {
+        if (KernelOpensDirectories)
+            InvalidateInode(nodeId, 0, 0);
     }
 
     /// <summary>The filesystem's Initialize threw: the session ends, and <see cref="Completion"/> faults with it.</summary>

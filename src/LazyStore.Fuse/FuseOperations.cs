@@ -334,6 +334,12 @@ internal static unsafe class FuseOperations
     {
         try
         {
+            // ENOSYS is how the kernel learns that directories need no OPENDIR (FUSE_NO_OPENDIR_SUPPORT).
+            if (FuseMount.FromRequest(req).KernelOpensDirectories)
+            {
+                LibFuse.fuse_reply_err(req, Errno.ENOSYS);
+                return;
+            }
             Dispatch(req, (ino, flags: fi->Flags), static (fs, c, s) => fs.OpenDirectoryAsync(c, s.ino, s.flags), default(OpenReply), "opendir");
         }
         catch (Exception e)
@@ -349,7 +355,7 @@ internal static unsafe class FuseOperations
         {
             var buffer = new FuseDirectoryBuffer(req, checked((int)size));
             var state = (ino, fh: fi->Fh, off, buffer);
-            DispatchVoid(req, state, static (fs, c, s) => fs.ReadDirectoryAsync(c, s.ino, s.fh, s.off, s.buffer), new DirectoryReply<FuseDirectoryBuffer>(buffer), "readdir");
+            DispatchVoid(req, state, static (fs, c, s) => fs.ReadDirectoryAsync(c, s.ino, s.fh, s.off, s.buffer), new DirectoryReply<FuseDirectoryBuffer>(ino, buffer), "readdir");
         }
         catch (Exception e)
         {
@@ -364,7 +370,7 @@ internal static unsafe class FuseOperations
         {
             var buffer = new FuseDirectoryPlusBuffer(req, checked((int)size));
             var state = (ino, fh: fi->Fh, off, buffer);
-            DispatchVoid(req, state, static (fs, c, s) => fs.ReadDirectoryPlusAsync(c, s.ino, s.fh, s.off, s.buffer), new DirectoryReply<FuseDirectoryPlusBuffer>(buffer), "readdirplus");
+            DispatchVoid(req, state, static (fs, c, s) => fs.ReadDirectoryPlusAsync(c, s.ino, s.fh, s.off, s.buffer), new DirectoryReply<FuseDirectoryPlusBuffer>(ino, buffer), "readdirplus");
         }
         catch (Exception e)
         {

@@ -111,14 +111,15 @@ public interface IFuseFileSystem
     /// <summary>fsync(2), or fdatasync(2) when <paramref name="dataOnly"/>.</summary>
     ValueTask FsyncAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, bool dataOnly) => NotImplemented();
 
-    /// <summary>opendir(3).</summary>
+    /// <summary>opendir(3). Never called with <see cref="FuseCapabilities.NoOpendirSupport"/> wanted.</summary>
     ValueTask<FuseOpenResult> OpenDirectoryAsync(FuseRequestContext context, ulong nodeId, int flags);
 
     /// <summary>
     /// readdir: adds entries to <paramref name="buffer"/> starting after the entry whose
     /// nextOffset cookie was <paramref name="offset"/> (0: from the beginning) until
     /// <see cref="FuseDirectoryBuffer.TryAdd(ReadOnlySpan{char}, ulong, FuseFileType, long)"/> returns
-    /// false. Adding nothing means the end of the directory.
+    /// false. Adding nothing means the end of the directory. <paramref name="fileHandle"/> is 0 when
+    /// the kernel opened the directory without asking (<see cref="FuseCapabilities.NoOpendirSupport"/>).
     /// </summary>
     ValueTask ReadDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryBuffer buffer);
 
@@ -130,7 +131,7 @@ public interface IFuseFileSystem
     /// </summary>
     ValueTask ReadDirectoryPlusAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryPlusBuffer buffer);
 
-    /// <summary>The directory handle from <see cref="OpenDirectoryAsync"/> will not be used again.</summary>
+    /// <summary>The directory handle from <see cref="OpenDirectoryAsync"/> will not be used again. Never called with <see cref="FuseCapabilities.NoOpendirSupport"/> wanted.</summary>
     ValueTask ReleaseDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle) => ValueTask.CompletedTask;
 
     /// <summary>fsync(2) on a directory.</summary>

@@ -246,12 +246,16 @@ internal static unsafe class ExtendedAttributeSizing
 }
 
 /// <summary>The entries a readdir or readdirplus handler added.</summary>
-internal readonly unsafe struct DirectoryReply<TBuffer>(TBuffer buffer) : IReply<bool>
+internal readonly unsafe struct DirectoryReply<TBuffer>(ulong nodeId, TBuffer buffer) : IReply<bool>
     where TBuffer : class, IDirectoryReplyBuffer
 {
     public void Send(nint request, bool result)
     {
         var filled = buffer.Filled;
+        // The kernel marks its cached listing complete only after this empty reply arrives, so the
+        // pages are dropped before it: a listing read to its end is never left whole in the cache.
+        if (filled.IsEmpty && buffer.Uncacheable)
+            FuseMount.FromRequest(request).DropCachedListing(nodeId);
         fixed (byte* p = filled)
         {
             LibFuse.fuse_reply_buf(request, p, (nuint)filled.Length);
@@ -264,6 +268,8 @@ internal readonly unsafe struct DirectoryReply<TBuffer>(TBuffer buffer) : IReply
 internal interface IDirectoryReplyBuffer
 {
     ReadOnlySpan<byte> Filled { get; }
+
+    bool Uncacheable { get; }
 
     void Release();
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 using LazyStore.Fuse;
 using LazyStore.Nix.Interop;
@@ -42,6 +43,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     private readonly NodeTable _nodes;
     private readonly MountLog _log;
     private readonly ConcurrentDictionary<ulong, OpenHandle> _handles = new();
+    private readonly ConditionalWeakTable<MountNode, NodeListings> _nodeListings = new();
     private long _nextHandle;
     private long _lazyOpens;
     private long _failedOpens;
@@ -65,6 +67,10 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         // Symlink targets in lazy paths never change, and lower ones change only through the mount,
         // which the kernel sees: it may keep readlink results in its page cache.
         connection.TryEnable(FuseCapabilities.CacheSymlinks);
+        // A directory's open and close then cost no round trip (a warm `find` over a lazy tree made
+        // two per directory). Lazy listings never change, so the kernel keeps them; lower ones can
+        // change behind its back (the root's registered paths among them), so they are uncacheable.
+        connection.TryEnable(FuseCapabilities.NoOpendirSupport);
     }
 
     // ---- names and attributes ----
@@ -374,20 +380,40 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         var node = Node(nodeId);
         if (node is LazyNode { Entry.Type: not NarEntryType.Directory })
             throw new FuseException(Errno.ENOTDIR);
-        // The listing is made at the first readdir: a kernel that cached this directory's entries opens it and reads nothing.
+        var immutable = node is LazyNode;
+        return new(new FuseOpenResult
+        {
+            FileHandle = AddHandle(NewListing(node)),
+            CacheDirectory = immutable,
+            KeepCache = immutable,
+        });
+    }
+
+    /// <summary>The listing is made at the first readdir: a kernel that cached this directory's entries opens it and reads nothing.</summary>
+    private DirectoryListing NewListing(MountNode node)
+    {
         Func<List<DirectoryItem>> list = node switch
         {
             LazyNode lazy => () => ListLazy(lazy),
             LowerNode lower => () => ListLower(lower),
             _ => throw new FuseException(Errno.ESTALE),
         };
-        var immutable = node is LazyNode;
-        return new(new FuseOpenResult
-        {
-            FileHandle = AddHandle(new DirectoryListing(node, list)),
-            CacheDirectory = immutable,
-            KeepCache = immutable,
-        });
+        return new DirectoryListing(node, list);
+    }
+
+    /// <summary>
+    /// The listing a readdir reads: its open handle's, or when the kernel opened the directory without
+    /// asking (handle 0), the node's listing that <paramref name="offset"/> names; a new one from
+    /// offset 0, or when the one named is no longer kept (then read on from the same index).
+    /// </summary>
+    private ListingRead ReadListing(ulong nodeId, ulong fileHandle, long offset)
+    {
+        if (fileHandle != 0)
+            return new ListingRead(Listing(fileHandle), null, 0, offset);
+        var node = Node(nodeId);
+        var listings = _nodeListings.GetValue(node, _ => new NodeListings());
+        var (listing, generation) = (offset != 0 ? listings.Find(ListingRead.GenerationOf(offset)) : null) ?? listings.Start(NewListing(node));
+        return new ListingRead(listing, listings, generation, offset);
     }
 
     private List<DirectoryItem> ListLazy(LazyNode node)
@@ -440,20 +466,25 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
 
     public ValueTask ReadDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryBuffer buffer)
     {
-        var items = Listing(fileHandle).Items;
-        for (var i = (int)offset; i < items.Count; i++)
+        var read = ReadListing(nodeId, fileHandle, offset);
+        buffer.Uncacheable = read.Listing.Node is not LazyNode;
+        var items = read.Listing.Items;
+        for (var i = read.Start; i < items.Count; i++)
         {
             var item = items[i];
-            if (!buffer.TryAdd(item.Name, item.Inode, item.Type, i + 1))
+            if (!buffer.TryAdd(item.Name, item.Inode, item.Type, read.Cookie(i)))
                 break;
         }
+        read.EndIfDone();
         return ValueTask.CompletedTask;
     }
 
     public ValueTask ReadDirectoryPlusAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryPlusBuffer buffer)
     {
-        var listing = Listing(fileHandle);
-        for (var i = (int)offset; i < listing.Items.Count; i++)
+        var read = ReadListing(nodeId, fileHandle, offset);
+        var listing = read.Listing;
+        buffer.Uncacheable = listing.Node is not LazyNode;
+        for (var i = read.Start; i < listing.Items.Count; i++)
         {
             var item = listing.Items[i];
             FuseEntry entry;
@@ -472,13 +503,14 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
                     entry = new FuseEntry { Attributes = new FuseAttributes { Inode = item.Inode, Mode = (uint)item.Type } };
                     break;
             }
-            if (!buffer.TryAdd(item.Name, entry, i + 1))
+            if (!buffer.TryAdd(item.Name, entry, read.Cookie(i)))
             {
                 if (entry.NodeId != 0)
                     _nodes.Forget(entry.NodeId, 1);
                 break;
             }
         }
+        read.EndIfDone();
         return ValueTask.CompletedTask;
     }
 
@@ -567,6 +599,89 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
 
         /// <summary>A snapshot taken at the first readdir, so offsets stay valid while the directory is read.</summary>
         public List<DirectoryItem> Items => LazyInitializer.EnsureInitialized(ref _items, list);
+    }
+
+    /// <summary>
+    /// Where one readdir starts in a listing. Cookies are the index of the next item (1-based) in the
+    /// low 32 bits and, for listings found by node, the listing's generation above them.
+    /// </summary>
+    private readonly struct ListingRead(DirectoryListing listing, NodeListings? owner, long generation, long offset)
+    {
+        public DirectoryListing Listing => listing;
+
+        public int Start => (int)Math.Min(offset & uint.MaxValue, int.MaxValue);
+
+        public static long GenerationOf(long cookie) => cookie >>> 32;
+
+        public long Cookie(int index) => (generation << 32) | (uint)(index + 1);
+
+        /// <summary>A readdir from the end ends a listing found by node: nothing will continue it.</summary>
+        public void EndIfDone()
+        {
+            if (owner is not null && Start >= listing.Items.Count)
+                owner.End(generation);
+        }
+    }
+
+    /// <summary>
+    /// One directory's listings in progress while the kernel opens directories without asking: each is
+    /// made at a readdir from offset 0, numbered, and found again by the number in its cookies, so
+    /// concurrent readers each keep their own snapshot. There is no releasedir to say when a reader is
+    /// done: a listing is dropped when read to its end, or once no readdir has continued it for a
+    /// while (a reader that stopped early), and at most a bounded number are kept.
+    /// </summary>
+    private sealed class NodeListings
+    {
+        private const int MaxKept = 256;
+        private static readonly long IdleMilliseconds = (long)TimeSpan.FromMinutes(1).TotalMilliseconds;
+        private readonly List<OpenListing> _open = [];
+        private long _generation;
+
+        public (DirectoryListing, long) Start(DirectoryListing listing)
+        {
+            lock (_open)
+            {
+                var now = Environment.TickCount64;
+                _open.RemoveAll(open => now - open.LastRead > IdleMilliseconds);
+                if (_open.Count >= MaxKept)
+                    _open.Remove(_open.MinBy(open => open.LastRead)!);
+                // Generations stay below 2^31 so that cookies stay positive.
+                _generation = _generation % int.MaxValue + 1;
+                _open.Add(new OpenListing(_generation, listing) { LastRead = now });
+                return (listing, _generation);
+            }
+        }
+
+        public (DirectoryListing, long)? Find(long generation)
+        {
+            lock (_open)
+            {
+                foreach (var open in _open)
+                {
+                    if (open.Generation == generation)
+                    {
+                        open.LastRead = Environment.TickCount64;
+                        return (open.Listing, open.Generation);
+                    }
+                }
+                return null;
+            }
+        }
+
+        public void End(long generation)
+        {
+            lock (_open)
+                _open.RemoveAll(open => open.Generation == generation);
+        }
+
+        private sealed class OpenListing(long generation, DirectoryListing listing)
+        {
+            public long Generation { get; } = generation;
+
+            public DirectoryListing Listing { get; } = listing;
+
+            public long LastRead { get; set; }
+        }
     }
 
     private enum DirectoryItemKind

@@ -57,6 +57,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     private readonly Dictionary<ulong, long> _lookups = [];
     private readonly Dictionary<ulong, ulong> _parents = [];
     private readonly List<string> _violations = [];
+    private readonly HashSet<ulong> _directoryHandlesRead = [];
     private ulong _nextId = IFuseFileSystem.RootNodeId + 1;
     private TaskCompletionSource _allForgotten = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -77,6 +78,9 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     /// <summary>Whether opens keep the kernel's page cache from earlier opens.</summary>
     public bool KeepCache { get; set; }
+
+    /// <summary>Whether readdir replies mark listings as changing behind the kernel's back.</summary>
+    public bool UncacheableListings { get; set; }
 
     public Action<FuseConnection>? OnInitialize { get; set; }
 
@@ -154,6 +158,16 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     {
         lock (_gate)
             return Calls.GetValueOrDefault(operation);
+    }
+
+    /// <summary>The file handles readdir and readdirplus were called with.</summary>
+    public IReadOnlySet<ulong> DirectoryHandlesRead
+    {
+        get
+        {
+            lock (_gate)
+                return _directoryHandlesRead.ToHashSet();
+        }
     }
 
     void IFuseFileSystem.Initialize(FuseConnection connection)
@@ -393,11 +407,16 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             return new FuseOpenResult { FileHandle = Directory(nodeId).Id };
     }
 
+    public async ValueTask ReleaseDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle) =>
+        await Enter("releasedir", NameOf(nodeId));
+
     public async ValueTask ReadDirectoryAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryBuffer buffer)
     {
         await Enter("readdir", NameOf(nodeId));
+        buffer.Uncacheable = UncacheableListings;
         lock (_gate)
         {
+            _directoryHandlesRead.Add(fileHandle);
             var listing = Listing(nodeId);
             for (int i = (int)offset; i < listing.Count; i++)
             {
@@ -411,8 +430,10 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     public async ValueTask ReadDirectoryPlusAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryPlusBuffer buffer)
     {
         await Enter("readdirplus", NameOf(nodeId));
+        buffer.Uncacheable = UncacheableListings;
         lock (_gate)
         {
+            _directoryHandlesRead.Add(fileHandle);
             var listing = Listing(nodeId);
             for (int i = (int)offset; i < listing.Count; i++)
             {

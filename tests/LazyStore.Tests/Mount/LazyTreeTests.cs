@@ -214,8 +214,9 @@ public sealed class LazyTreeTests(MountCaches caches)
             await other.GetPathAsync(caches.Late.StorePath, register: true, CancellationToken.None);
         }
 
-        Assert.Equal(0, Syscalls.StatErrno(late));
+        // The kernel lists the root again rather than keeping its listing, and then the name resolves.
         Assert.Contains(caches.Late.StorePath.BaseName, RootNames(mount));
+        Assert.Equal(0, Syscalls.StatErrno(late));
         Assert.Equal("registered while mounted\n", File.ReadAllText(Path.Combine(late, "greeting")));
     }
 

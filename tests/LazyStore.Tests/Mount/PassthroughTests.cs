@@ -37,6 +37,56 @@ public sealed class PassthroughTests(MountCaches caches)
     }
 
     [FuseFact]
+    public async Task Concurrent_listings_of_a_changing_lower_directory_each_show_every_unchanged_entry_once()
+    {
+        using var mount = Own();
+        var lower = Path.Combine(mount.LowerDirectory, "big");
+        Directory.CreateDirectory(lower);
+        // Names long enough that a listing takes many readdir replies, so listings continue from cookies.
+        var original = Enumerable.Range(0, 400).Select(i => $"original-{i:D3}-{new string('o', 80)}").ToList();
+        foreach (var name in original)
+            File.WriteAllText(Path.Combine(lower, name), "");
+        await mount.RegisterAsync(caches.Tree);
+        mount.Mount();
+        var big = Path.Combine(mount.MountPoint, "big");
+
+        using var stop = new CancellationTokenSource();
+        var changer = Task.Factory.StartNew(
+            () =>
+            {
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    // Alternately through the mount and behind the kernel's back, in the lower directory.
+                    File.WriteAllText(Path.Combine(i % 2 == 0 ? big : lower, $"added-{i:D5}"), "");
+                    File.Delete(Path.Combine(i % 2 == 0 ? big : lower, $"added-{i:D5}"));
+                }
+            },
+            TaskCreationOptions.LongRunning);
+        var listers = Enumerable.Range(0, 6).Select(_ => Task.Factory.StartNew(
+            () =>
+            {
+                for (int round = 0; round < 20; round++)
+                {
+                    var names = Directory.GetFileSystemEntries(big).Select(p => Path.GetFileName(p)!).ToList();
+                    var unchanged = names.Where(n => n.StartsWith("original-", StringComparison.Ordinal)).ToList();
+                    Assert.Equal(original, unchanged.Order(StringComparer.Ordinal));
+                    Assert.Equal(names.Count, names.Distinct(StringComparer.Ordinal).Count());
+                }
+            },
+            TaskCreationOptions.LongRunning)).ToArray();
+        try
+        {
+            await Task.WhenAll(listers).WaitAsync(TimeSpan.FromSeconds(120));
+        }
+        finally
+        {
+            stop.Cancel();
+            await changer.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        Assert.Equal(original, Directory.GetFileSystemEntries(big).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal));
+    }
+
+    [FuseFact]
     public async Task The_root_lists_lower_entries_and_registered_paths_and_a_lower_entry_shadows_a_lazy_one()
     {
         using var mount = Own();
