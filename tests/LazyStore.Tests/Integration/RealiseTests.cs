@@ -123,7 +123,8 @@ public sealed class RealiseTests(RealiseFixture fixture) : IClassFixture<Realise
             $"realised 1 derivations/paths: registered 1 paths (1 new), {fixture.CachedInfo(fixture.GreetingOut).NarSize} bytes of NAR advertised; 0 NAR bytes downloaded\n",
             result.Stderr);
 
-        var realised = RealNix.Run("nix-store", "--store", Root, "-r", drv).EnsureSuccess("nix-store -r");
+        // The CI no-op: nix-build of the derivation finds its output valid and neither builds nor downloads.
+        var realised = RealNix.Run("nix-build", "--store", Root, "--no-out-link", drv).EnsureSuccess("nix-build");
         Assert.Equal(fixture.GreetingOut, realised.StdoutText.Trim());
         Assert.DoesNotContain("building", realised.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("copying", realised.Stderr, StringComparison.Ordinal);
