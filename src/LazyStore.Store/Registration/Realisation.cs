@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using LazyStore.Nix;
 using LazyStore.Store.Substituters;
 
@@ -72,7 +71,7 @@ public sealed class Realisation(
             }
             var known = outputs.Where(o => o.Value.Path is not null).Select(o => o.Value.Path!).Distinct().ToList();
             var present = known.Count == 0 ? new HashSet<StorePath>() : await valid(known, cancellationToken).ConfigureAwait(false);
-            var cached = await LookUpAsync(known.Where(p => !present.Contains(p)), cancellationToken).ConfigureAwait(false);
+            var cached = await substituters.QueryPathInfosAsync(known.Where(p => !present.Contains(p)), parallelism, cancellationToken).ConfigureAwait(false);
 
             var next = new Dictionary<StorePath, HashSet<string>?>();
             foreach (var (path, name, output) in outputs)
@@ -124,25 +123,5 @@ public sealed class Realisation(
             throw new RealisationException($"{StoreDirectory.Print(path)} is not in the store ({file} does not exist; instantiate it there first)");
         }
         return Derivation.Parse(text, StoreDirectory, file);
-    }
-
-    /// <summary>Asks the caches for each path, at most <c>parallelism</c> at a time; a path no cache has is an answer, not an error.</summary>
-    private async Task<IReadOnlyDictionary<StorePath, (SubstitutablePath? Found, PathNotSubstitutableException? Missing)>> LookUpAsync(
-        IEnumerable<StorePath> paths, CancellationToken cancellationToken)
-    {
-        var answers = new ConcurrentDictionary<StorePath, (SubstitutablePath?, PathNotSubstitutableException?)>();
-        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
-            async (path, ct) =>
-            {
-                try
-                {
-                    answers[path] = (await substituters.QueryPathInfoAsync(path, ct).ConfigureAwait(false), null);
-                }
-                catch (PathNotSubstitutableException e)
-                {
-                    answers[path] = (null, e);
-                }
-            }).ConfigureAwait(false);
-        return answers;
     }
 }

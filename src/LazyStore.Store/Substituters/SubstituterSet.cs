@@ -194,8 +194,8 @@ public sealed class SubstituterSet : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var found = new ConcurrentDictionary<StorePath, SubstitutablePath>();
-        var failures = new ConcurrentDictionary<StorePath, PathNotSubstitutableException>();
+        var found = new Dictionary<StorePath, SubstitutablePath>();
+        var failures = new Dictionary<StorePath, PathNotSubstitutableException>();
         var seen = new HashSet<StorePath>();
         var frontier = roots.Where(seen.Add).ToList();
         while (frontier.Count > 0)
@@ -205,27 +205,44 @@ public sealed class SubstituterSet : IDisposable
                 var there = await present(frontier, cancellationToken).ConfigureAwait(false);
                 frontier = frontier.Where(p => !there.Contains(p)).ToList();
             }
-            await Parallel.ForEachAsync(frontier, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
-                async (path, ct) =>
-                {
-                    try
-                    {
-                        found[path] = await QueryPathInfoAsync(path, ct).ConfigureAwait(false);
-                    }
-                    catch (PathNotSubstitutableException e)
-                    {
-                        failures[path] = e;
-                    }
-                }).ConfigureAwait(false);
+            foreach (var (path, lookup) in await QueryPathInfosAsync(frontier, parallelism, cancellationToken).ConfigureAwait(false))
+            {
+                if (lookup.Found is { } substitutable)
+                    found[path] = substitutable;
+                else
+                    failures[path] = lookup.Missing!;
+            }
             frontier = followReferences ? frontier.Where(found.ContainsKey).SelectMany(p => found[p].Info.References).Where(seen.Add).ToList() : [];
         }
-        if (!failures.IsEmpty)
+        if (failures.Count > 0)
         {
             var first = failures.OrderBy(f => f.Key).First().Value;
             throw failures.Count == 1 ? first : new PathNotSubstitutableException(
                 string.Join(", ", failures.Keys.Order().Select(p => p.ToFullPath(StoreDirectory))), first.Answers);
         }
         return found.Values.OrderBy(p => p.Path).ToList();
+    }
+
+    /// <summary>
+    /// Looks every path up, at most <paramref name="parallelism"/> at a time; a path no cache has is an
+    /// answer (<see cref="PathLookup.Missing"/>), not an error.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<StorePath, PathLookup>> QueryPathInfosAsync(IEnumerable<StorePath> paths, int parallelism, CancellationToken cancellationToken)
+    {
+        var answers = new ConcurrentDictionary<StorePath, PathLookup>();
+        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+            async (path, ct) =>
+            {
+                try
+                {
+                    answers[path] = new PathLookup(await QueryPathInfoAsync(path, ct).ConfigureAwait(false), null);
+                }
+                catch (PathNotSubstitutableException e)
+                {
+                    answers[path] = new PathLookup(null, e);
+                }
+            }).ConfigureAwait(false);
+        return answers;
     }
 
     public void Dispose()
@@ -235,6 +252,9 @@ public sealed class SubstituterSet : IDisposable
         _initLock.Dispose();
     }
 }
+
+/// <summary>What the caches said of one path: where it can be substituted from, or why it cannot.</summary>
+public readonly record struct PathLookup(SubstitutablePath? Found, PathNotSubstitutableException? Missing);
 
 /// <summary>No configured cache has a trusted narinfo for a path; says what each cache answered.</summary>
 public sealed class PathNotSubstitutableException(string path, IReadOnlyList<string> answers)
