@@ -64,29 +64,23 @@ internal static class RegisterCommand
 
     /// <summary>
     /// Registers <paramref name="found"/> with the catalog and Nix (the catalog's part is taken back if Nix
-    /// refuses), then prints one line per path on stdout: its full path and NarSize.
+    /// refuses; missing signatures are a warning), then prints one line per path on stdout: its full path and NarSize.
     /// </summary>
     internal static RegisteredPaths Register(CliConsole console, LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found,
         int parallelism, string commandName)
     {
-        RegisteredPaths registered;
+        NixRegistration registration;
         try
         {
-            registered = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, CancellationToken.None).GetAwaiter().GetResult();
+            registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, CancellationToken.None).GetAwaiter().GetResult();
         }
         catch (NixRegistrationException e)
         {
             throw new CliException($"{commandName}: {e.Message}", e);
         }
-        try
-        {
-            NixValidity.CopySignaturesAsync(storeRoot, registered.Paths.Select(p => (p.CacheUrl, p.Path)).ToList(), engine.StoreDirectory, CancellationToken.None)
-                .GetAwaiter().GetResult();
-        }
-        catch (NixRegistrationException e)
-        {
-            console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {e.Message}");
-        }
+        if (registration.SignaturesMissingBecause is { } why)
+            console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {why}");
+        var registered = registration.Registered;
         foreach (var path in registered.Paths.OrderBy(p => p.Path))
             console.Out.Write(string.Create(CultureInfo.InvariantCulture, $"{path.Path.ToFullPath(engine.StoreDirectory)}\t{path.Info.NarSize}\n"));
         return registered;
