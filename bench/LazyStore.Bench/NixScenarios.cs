@@ -195,18 +195,23 @@ internal static class NixTools
         Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)));
 
     /// <summary>Runs a Nix tool with a private configuration (no substituters unless given) and returns its stdout; throws with its stderr if it fails.</summary>
-    public static string Run(string tool, params IEnumerable<string> arguments)
+    public static string Run(string tool, params IEnumerable<string> arguments) =>
+        RunChecked(tool, arguments, ("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n"));
+
+    /// <summary>Runs a program to its end and returns its stdout; throws with its stderr if it fails.</summary>
+    public static string RunChecked(string program, IEnumerable<string> arguments, (string Name, string Value)? environment = null)
     {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
             psi.ArgumentList.Add(argument);
-        psi.Environment["NIX_CONFIG"] = "experimental-features = nix-command\nsubstituters =\n";
+        if (environment is { } variable)
+            psi.Environment[variable.Name] = variable.Value;
         using var process = Process.Start(psi)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{tool} {string.Join(' ', psi.ArgumentList)} failed (exit {process.ExitCode}): {stderr.Result}");
+            throw new InvalidOperationException($"{program} {string.Join(' ', psi.ArgumentList)} failed (exit {process.ExitCode}): {stderr.Result}");
         return output;
     }
 }
@@ -343,19 +348,8 @@ internal sealed class BenchStore : IDisposable
     }
 
     /// <summary>Runs the real <c>lazystore</c> command; throws with its stderr if it fails.</summary>
-    public void Lazystore(params string[] arguments)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lazystore.dll"));
-        foreach (var argument in arguments)
-            psi.ArgumentList.Add(argument);
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"lazystore {arguments[0]} failed (exit {process.ExitCode}): {stderr.Result}");
-    }
+    public void Lazystore(params string[] arguments) =>
+        NixTools.RunChecked("dotnet", [Path.Combine(AppContext.BaseDirectory, "lazystore.dll"), .. arguments]);
 
     public void Dispose()
     {
