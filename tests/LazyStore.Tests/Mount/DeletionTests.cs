@@ -41,7 +41,7 @@ public sealed class DeletionTests(MountCaches caches)
         var rm = TestMount.Tool("rm", "-rf", mount.In(caches.Tree));
         Assert.True(rm.ExitCode == 0, rm.Stderr);
         Assert.Equal(Errno.ENOENT, Syscalls.StatErrno(mount.In(caches.Tree)));
-        Assert.DoesNotContain(caches.Tree.StorePath.BaseName, RootNames(mount));
+        Assert.DoesNotContain(caches.Tree.StorePath.BaseName, LazyTreeTests.RootNames(mount));
         Assert.Null(mount.Engine.Catalog.GetStorePath(caches.Tree.StorePath.HashPart));
         // The twin shares the NAR: the blob stays, and the twin is whole.
         Assert.True(File.Exists(blob));
@@ -73,7 +73,4 @@ public sealed class DeletionTests(MountCaches caches)
         await mount.RegisterAsync(caches.Tree);
         LazyTreeTests.AssertSameTree(caches.SourceTree, mount.In(caches.Tree));
     }
-
-    private static IEnumerable<string?> RootNames(StoreMountHarness mount) =>
-        Directory.GetFileSystemEntries(mount.MountPoint).Select(Path.GetFileName);
 }

@@ -278,7 +278,7 @@ public sealed class LazyTreeTests(MountCaches caches)
         Assert.Equal(1, onDemand.NarRequests(caches.Late));
     }
 
-    private static string[] RootNames(StoreMountHarness mount) =>
+    internal static string[] RootNames(StoreMountHarness mount) =>
         Directory.GetFileSystemEntries(mount.MountPoint).Select(p => Path.GetFileName(p)).ToArray();
 
     /// <summary>
