@@ -18,21 +18,28 @@ namespace LazyStore.Fuse;
 /// <c>PosixSignalRegistration</c> handler and await <see cref="Completion"/>.
 /// </para>
 /// <para>
-/// Unmounting a busy mount (open files, a working directory inside): the mount is detached at once
-/// (MNT_DETACH) and the connection aborted, so processes still using it get ENOTCONN rather than
-/// hanging.
+/// <see cref="Unmount"/> detaches the mount (MNT_DETACH) and ends the connection itself, so the session
+/// ends at once even when the mount is busy (open files, a working directory inside) or another mount
+/// namespace holds a copy of it (<c>unshare -m</c>, container and build sandboxes), which unmounting
+/// here does not end; failing that within <see cref="AbortDeadline"/>, it aborts the connection through
+/// fusectl. Processes still using the mount, here or there, get ENOTCONN rather than hanging.
 /// </para>
 /// </remarks>
 public sealed unsafe class FuseMount : IDisposable
 {
     private const string DeviceFuse = "/dev/fuse";
 
+    /// <summary>How long after <see cref="Unmount"/> the session may take to end by itself before its connection is aborted.</summary>
+    internal static readonly TimeSpan AbortDeadline = TimeSpan.FromSeconds(5);
+
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TextWriter _log;
     private GCHandle _self;
     private FuseSessionHandle? _session;
     private int _unmountRequested;
-    private volatile bool _detachedByUs;
+    private volatile bool _unmountedByUs;
+    private (uint Major, uint Minor)? _device;
+    private FuseConnectionAbort? _connectionAbort;
     private Exception? _initializationError;
 
     private FuseMount(IFuseFileSystem fileSystem, string mountPoint, FuseMountOptions options)
@@ -154,14 +161,21 @@ public sealed unsafe class FuseMount : IDisposable
         {
             return;
         }
-        // Destroying the superblock aborts the connection: every worker blocked reading /dev/fuse
-        // wakes with ENODEV and the loop ends.
-        if (Libc.umount2(MountPoint, 0) == 0)
-            return;
-        int errno = Marshal.GetLastPInvokeError();
-        if (errno is Errno.EINVAL or Errno.ENOENT)
-            return;
-        DetachLazily(errno);
+        // The handle keeps the superblock, and with it the connection, alive while the mount is
+        // detached, and carries the request that wakes the loop. It is -1 when the mount point no
+        // longer names this mount (unmounted from outside, or covered by another mount), which is
+        // then left alone.
+        int root = OpenOwnRoot();
+        if (root >= 0)
+        {
+            _unmountedByUs = Detach();
+            WakeTheLoop(root);
+        }
+        // Unmounting removes the mount from this namespace only, and a copy in another mount namespace
+        // keeps the connection up. If the session has not ended by the deadline (no way in through the
+        // mount point, or no worker free to take the request), the connection is aborted.
+        if (_connectionAbort is { } abort)
+            _ = abort.AbortUnlessEndedAsync(Completion, root >= 0 ? AbortDeadline : TimeSpan.Zero, Log);
     }
 
     /// <summary>Unmounts and waits (up to <see cref="FuseMountOptions.DisposeTimeout"/>) for the session to end. Never call it from a handler.</summary>
@@ -285,12 +299,16 @@ public sealed unsafe class FuseMount : IDisposable
                 throw new FuseMountException($"cannot mount at {MountPoint}: libfuse refused the session ({Reason(LibraryLog.EndCapture(), "fuse_session_new failed")})");
             if (LibFuse.fuse_session_mount(_session, MountPoint) != 0)
                 throw new FuseMountException($"cannot mount at {MountPoint}: {Reason(LibraryLog.EndCapture(), "fuse_session_mount failed")}{PermissionHint()}");
+            _device = DeviceOf(Libc.AtFdCwd, MountPoint, 0);
+            if (Options.AbortThroughControlFileSystem && _device is { } device)
+                _connectionAbort = FuseConnectionAbort.Open(device.Major, device.Minor);
             var loop = new Thread(RunLoop) { Name = "fuse-session", IsBackground = true };
             loop.Start();
         }
         catch
         {
             _session?.Dispose();
+            _connectionAbort?.Dispose();
             _self.Free();
             throw;
         }
@@ -354,11 +372,13 @@ public sealed unsafe class FuseMount : IDisposable
         finally
         {
             Responder.Close();
-            // After a lazy detach the path no longer names this mount, and fuse_session_unmount would
-            // unmount it again (or whatever is mounted there by now); destroy closes the device alone.
-            if (!_detachedByUs)
+            // Once Unmount has removed the mount the path no longer names it, and fuse_session_unmount
+            // would unmount whatever is mounted there now; destroy closes the device alone, which
+            // aborts the connection if nothing else did (the kernel does when its last device file closes).
+            if (!_unmountedByUs)
                 LibFuse.fuse_session_unmount(_session!);
             _session!.Dispose();
+            _connectionAbort?.Dispose();
             _self.Free();
             LibraryLog.SendTo(null);
         }
@@ -373,27 +393,51 @@ public sealed unsafe class FuseMount : IDisposable
     }
 
     /// <summary>
-    /// Removes a mount that umount2 refused (EBUSY: in use; EPERM: not root) by detaching it, then
-    /// sends one request through a handle on its root so a worker wakes, sees the session has
-    /// exited, and the loop ends; closing the device afterwards aborts what is left.
+    /// A handle on the mount point's root if it is this mount's (same device as at mount time), else -1.
+    /// O_PATH opens without asking the filesystem anything.
     /// </summary>
-    private void DetachLazily(int umountErrno)
+    private int OpenOwnRoot()
     {
         int root = Libc.open(MountPoint, Libc.OPath | Libc.ODirectory | Libc.OCloexec);
-        bool detached = umountErrno == Errno.EPERM
-            ? RunFusermount(MountPoint)
-            : Libc.umount2(MountPoint, Libc.MntDetach) == 0;
-        if (!detached)
-        {
-            Log($"cannot unmount {MountPoint}: {Marshal.GetPInvokeErrorMessage(umountErrno)}");
-            if (root >= 0)
-                Libc.close(root);
-            return;
-        }
-        _detachedByUs = true;
-        if (root < 0)
-            return;
-        // The stat blocks until the connection is aborted when the session is destroyed, so it runs off the caller's thread.
+        if (root < 0 || _device is null || DeviceOf(root, "", Libc.AtEmptyPath) == _device)
+            return root;
+        Libc.close(root);
+        return -1;
+    }
+
+    /// <summary>
+    /// st_dev without a request to the filesystem: with an empty mask fuse answers from the superblock
+    /// (fuse_getattr), even before INIT and to processes it would otherwise refuse.
+    /// </summary>
+    private static (uint Major, uint Minor)? DeviceOf(int directory, string path, int flags)
+    {
+        Libc.Statx status;
+        return Libc.statx(directory, path, flags | Libc.AtStatxDontSync, 0, &status) == 0 ? (status.DevMajor, status.DevMinor) : null;
+    }
+
+    /// <summary>
+    /// Detaches the mount (MNT_DETACH: it goes at once even while in use, and the open root handle
+    /// would make a plain umount fail with EBUSY); a user other than root goes through fusermount3.
+    /// </summary>
+    private bool Detach()
+    {
+        if (Libc.umount2(MountPoint, Libc.MntDetach) == 0)
+            return true;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == Errno.EPERM)
+            return RunFusermount(MountPoint);
+        Log($"cannot unmount {MountPoint}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        return false;
+    }
+
+    /// <summary>
+    /// Sends one request through the root handle: a worker takes it, sees the session has exited, and
+    /// the loop ends; requests still in progress are answered with ENOTCONN, and destroying the session
+    /// closes the device, which aborts the connection for every copy of the mount.
+    /// </summary>
+    private static void WakeTheLoop(int root)
+    {
+        // The stat blocks until a worker answers it or the connection is aborted, so it runs off the caller's thread.
         ThreadPool.UnsafeQueueUserWorkItem(
             static fd =>
             {

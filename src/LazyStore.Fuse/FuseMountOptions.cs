@@ -50,4 +50,7 @@ public sealed record FuseMountOptions
 
     /// <summary>How long <see cref="FuseMount.Dispose"/> waits for the session to end.</summary>
     public TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Whether an unmount that does not end the session may abort its connection through fusectl; off only to test the ending without it.</summary>
+    internal bool AbortThroughControlFileSystem { get; init; } = true;
 }

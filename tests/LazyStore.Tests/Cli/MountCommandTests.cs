@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LazyStore.Fuse;
 using LazyStore.Nix;
 using LazyStore.Nix.Compression;
 using LazyStore.Nix.Signatures;
@@ -15,6 +16,10 @@ namespace LazyStore.Tests.Cli;
 public sealed class MountCommandTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long the process may take to exit after SIGTERM, where it used to wait for every other mount namespace to let go.</summary>
+    private static readonly TimeSpan Exiting = TimeSpan.FromSeconds(15);
+
     private readonly TempDir _dir = new("lazystore-mountcmd-");
     private readonly SecretKey _key = SecretKey.Generate("mount-command-1");
     private readonly NarInfo _info;
@@ -66,6 +71,42 @@ public sealed class MountCommandTests : IDisposable
         }
         finally
         {
+            Stop(process, mountPoint);
+        }
+    }
+
+    [FuseFact]
+    public void ExitsPromptlyAfterSigtermWhileAnotherMountNamespaceHoldsACopy()
+    {
+        Register();
+        var mountPoint = _dir.Sub("mnt");
+        using var process = CliProcess.Start(["mount", mountPoint, "--lower", _dir.Sub("lower"), .. Common()]);
+        MountNamespaceHolder? holder = null;
+        try
+        {
+            var stderr = new StderrLines(process);
+            Assert.True(stderr.WaitFor("mounted at", Patience), "no 'mounted at' line: " + stderr.Text);
+            var file = Path.Combine(mountPoint, _info.StorePath.BaseName, "sizes", "f300001");
+            Assert.Equal(File.ReadAllBytes(_dir.Sub("src/sizes/f300001")), File.ReadAllBytes(file));
+            holder = MountNamespaceHolder.Start(mountPoint, Patience);
+            // Only a stat through the copy (lazy entries stay cached): a request the kernel sends later on
+            // its own (the RELEASE after a close) would wake the loop by itself and hide a session that never ends.
+            Assert.Equal(0, Syscalls.StatErrno(holder.Inside(file)));
+
+            Assert.True(CliProcess.Terminate(process));
+
+            // Before, the session kept serving the holder's copy and the process never exited.
+            Assert.True(process.WaitForExit(Exiting), $"lazystore mount did not exit within {Exiting} after SIGTERM: " + stderr.Text);
+            Assert.Equal(0, process.ExitCode);
+            Assert.True(stderr.WaitFor("unmounted", Patience), stderr.Text);
+            Assert.Contains("1 lazy opens (0 failed), 1 NAR downloads", stderr.Text, StringComparison.Ordinal);
+            Assert.False(TestMount.IsMounted(mountPoint));
+            Assert.True(holder.HasMountAt(mountPoint));
+            Assert.Equal(Errno.ENOTCONN, Syscalls.StatErrno(holder.Inside(Path.Combine(mountPoint, "not-looked-up"))));
+        }
+        finally
+        {
+            holder?.Dispose();
             Stop(process, mountPoint);
         }
     }

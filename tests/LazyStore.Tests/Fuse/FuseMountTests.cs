@@ -8,6 +8,12 @@ public sealed class FuseMountTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long the session may take to end after Unmount; the old code never ended while another namespace held the mount.</summary>
+    private static readonly TimeSpan Ending = TimeSpan.FromSeconds(10);
+
+    /// <summary>A name no test looks up before the end: its lookup reaches the session, or fails with ENOTCONN once the connection is gone.</summary>
+    private const string NotLookedUp = "/not-looked-up";
+
     [FuseFact]
     public async Task Unmount_ends_the_session_and_leaves_no_mount()
     {
@@ -91,6 +97,129 @@ public sealed class FuseMountTests
         Assert.False(TestMount.IsMounted(mount.Path));
         var error = Assert.ThrowsAny<IOException>(() => open.ReadByte());
         Assert.Equal(Errno.ENOTCONN, error.HResult & 0xFFFF);
+    }
+
+    [FuseFact]
+    public async Task Unmount_ends_the_session_while_another_mount_namespace_holds_a_copy()
+    {
+        using var mount = TestMount.Start(FuseOperationTests.SampleTree());
+        using var holder = MountNamespaceHolder.Start(mount.Mount.MountPoint, Patience);
+        // Only the root is touched before Unmount: a request the kernel sends later on its own (the
+        // RELEASE after a close, the FORGET of an expired entry) would wake the loop by itself and hide
+        // a session that never ends.
+        Assert.Equal(0, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint)));
+        int controlMounts = ControlFileSystemMounts();
+
+        mount.Mount.Unmount();
+
+        // The holder's copy keeps the superblock alive: before, the session served it until the holder went away.
+        await mount.Mount.Completion.WaitAsync(Ending);
+        Assert.False(TestMount.IsMounted(mount.Path));
+        Assert.True(holder.HasMountAt(mount.Mount.MountPoint));
+        Assert.Equal(Errno.ENOTCONN, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint + NotLookedUp)));
+        Assert.Equal(controlMounts, ControlFileSystemMounts());
+    }
+
+    [FuseFact]
+    public async Task Without_the_control_filesystem_the_session_still_ends_while_another_namespace_holds_a_copy()
+    {
+        using var mount = TestMount.Start(FuseOperationTests.SampleTree(), new FuseMountOptions { AbortThroughControlFileSystem = false });
+        using var holder = MountNamespaceHolder.Start(mount.Mount.MountPoint, Patience);
+        Assert.Equal(0, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint)));
+
+        mount.Mount.Unmount();
+
+        await mount.Mount.Completion.WaitAsync(Ending);
+        Assert.False(TestMount.IsMounted(mount.Path));
+        Assert.True(holder.HasMountAt(mount.Mount.MountPoint));
+        Assert.Equal(Errno.ENOTCONN, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint + NotLookedUp)));
+    }
+
+    [FuseFact]
+    public async Task A_request_pending_in_another_mount_namespace_is_answered_at_unmount()
+    {
+        var fs = FuseOperationTests.SampleTree();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource();
+        fs.Intercept = (operation, name) =>
+        {
+            if (operation != "open" || name != "hello.txt")
+                return ValueTask.CompletedTask;
+            entered.TrySetResult();
+            return new ValueTask(release.Task);
+        };
+        using var mount = TestMount.Start(fs);
+        using var holder = MountNamespaceHolder.Start(mount.Mount.MountPoint, Patience);
+        try
+        {
+            var stuck = Task.Run(() => Syscalls.OpenErrno(holder.Inside(mount.Mount.MountPoint + "/hello.txt")));
+            await entered.Task.WaitAsync(Patience);
+
+            mount.Mount.Unmount();
+
+            await mount.Mount.Completion.WaitAsync(Ending);
+            Assert.Equal(Errno.ENOTCONN, await stuck.WaitAsync(Ending));
+            Assert.Contains("1 request(s) still in progress when the session ended were answered with ENOTCONN", mount.Log);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+
+    [FuseFact]
+    public async Task Unmount_after_an_unmount_from_outside_ends_a_session_another_namespace_still_holds()
+    {
+        using var mount = TestMount.Start(FuseOperationTests.SampleTree());
+        using var holder = MountNamespaceHolder.Start(mount.Mount.MountPoint, Patience);
+        TestMount.Tool("umount", mount.Path).EnsureSuccess("umount");
+        Assert.False(TestMount.IsMounted(mount.Path));
+        Assert.Equal(0, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint)));
+
+        // The mount point no longer leads to the session; only the connection's abort file in fusectl does.
+        mount.Mount.Unmount();
+
+        await mount.Mount.Completion.WaitAsync(Ending);
+        Assert.Equal(Errno.ENOTCONN, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint + NotLookedUp)));
+    }
+
+    [FuseFact]
+    public async Task A_session_whose_workers_are_all_busy_has_its_connection_aborted_at_the_deadline()
+    {
+        const int ECONNABORTED = 103;
+        var fs = FuseOperationTests.SampleTree();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource();
+        fs.Intercept = (operation, name) =>
+        {
+            if (operation == "open" && name == "hello.txt")
+            {
+                // Holds the only worker, so the request Unmount sends to wake the loop is never read.
+                entered.TrySetResult();
+                release.Task.Wait();
+            }
+            return ValueTask.CompletedTask;
+        };
+        using var mount = TestMount.Start(fs, new FuseMountOptions { MaxThreads = 1 });
+        using var holder = MountNamespaceHolder.Start(mount.Mount.MountPoint, Patience);
+        try
+        {
+            var inCopy = holder.Inside(mount.Mount.MountPoint + "/hello.txt");
+            var stuck = Task.Run(() => Syscalls.OpenErrno(inCopy));
+            await entered.Task.WaitAsync(Patience);
+
+            mount.Mount.Unmount();
+
+            // The kernel ends the request itself, while its handler still runs.
+            Assert.Equal(ECONNABORTED, await stuck.WaitAsync(FuseMount.AbortDeadline + Ending));
+            Assert.Equal(Errno.ENOTCONN, Syscalls.StatErrno(holder.Inside(mount.Mount.MountPoint + NotLookedUp)));
+            release.SetResult();
+            await mount.Mount.Completion.WaitAsync(Ending);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
     }
 
     [FuseFact]
@@ -192,4 +321,5 @@ public sealed class FuseMountTests
         Assert.False(mount.Mount.InvalidateAttributes(999_999));
     }
 
+    private static int ControlFileSystemMounts() => MountTable.Read().Count(m => m.FileSystemType == "fusectl");
 }
