@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using LazyStore.Nix;
 using LazyStore.Nix.Nar;
 using LazyStore.Store.Catalog;
@@ -173,8 +174,27 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>Opens a stored blob for positional reads.</summary>
     public NarBlob OpenBlob(NarRecord nar)
     {
-        Catalog.TouchNar(nar.Id);
+        TryTouchNar(nar, out _);
         return NarBlob.Open(Catalog.State, nar, NixHash.Parse(nar.NarHash));
+    }
+
+    /// <summary>
+    /// Records a NAR's last access (which eviction goes by); false, with the reason, when the catalog could not take
+    /// the write. A full disk must not stop reads of a blob already stored, so this is the one write a reader may skip.
+    /// </summary>
+    public bool TryTouchNar(NarRecord nar, [NotNullWhen(false)] out string? failure)
+    {
+        try
+        {
+            Catalog.TouchNar(nar.Id);
+            failure = null;
+            return true;
+        }
+        catch (StateStorageException e)
+        {
+            failure = e.Message;
+            return false;
+        }
     }
 
     /// <summary>

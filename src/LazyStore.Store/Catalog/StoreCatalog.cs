@@ -19,31 +19,28 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     // ---- narinfo lookups (per cache, positive and negative) ----
 
     /// <summary>A remembered answer of <paramref name="cache"/> for a hash: the narinfo text, or null for "not there".</summary>
-    public NarInfoLookup? GetNarInfoLookup(string cache, string hashPart)
+    public NarInfoLookup? GetNarInfoLookup(string cache, string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT narinfo, looked_up_at FROM narinfo_lookups WHERE cache = $cache AND hash_part = $hash",
             ("$cache", cache), ("$hash", hashPart));
         using var reader = command.ExecuteReader();
         if (!reader.Read())
             return null;
         return new NarInfoLookup(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
-    }
+    });
 
-    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo)
+    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT OR REPLACE INTO narinfo_lookups (cache, hash_part, narinfo, looked_up_at) VALUES ($cache, $hash, $narinfo, $now)",
             ("$cache", cache), ("$hash", hashPart), ("$narinfo", narInfo), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
     // ---- nix-cache-info ----
 
-    public CacheInfoRecord? GetCacheInfo(string cache)
+    public CacheInfoRecord? GetCacheInfo(string cache) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT store_dir, priority, want_mass_query, fetched_at FROM caches WHERE url = $url", ("$url", cache));
         using var reader = command.ExecuteReader();
         if (!reader.Read())
@@ -53,17 +50,16 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             reader.IsDBNull(1) ? null : reader.GetInt32(1),
             reader.IsDBNull(2) ? null : reader.GetInt64(2) != 0,
             reader.GetInt64(3));
-    }
+    });
 
-    public void PutCacheInfo(string cache, NixCacheInfo info)
+    public void PutCacheInfo(string cache, NixCacheInfo info) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT OR REPLACE INTO caches (url, store_dir, priority, want_mass_query, fetched_at) VALUES ($url, $dir, $priority, $mass, $now)",
             ("$url", cache), ("$dir", info.StoreDirectory?.Path), ("$priority", info.Priority),
             ("$mass", info.WantMassQuery is { } m ? (m ? 1 : 0) : null), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
     // ---- store paths and NARs ----
 
@@ -77,9 +73,8 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     /// <see cref="AddStorePath"/> for many paths in one transaction; each comes back with whether it was
     /// registered before.
     /// </summary>
-    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register)
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         using var nar = Command(connection, "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
             ("$hash", ""), ("$size", 0L));
@@ -108,18 +103,16 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         }
         transaction.Commit();
         return added;
-    }
+    });
 
-    public KnownStorePath? GetStorePath(string hashPart)
+    public KnownStorePath? GetStorePath(string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         return GetStorePath(connection, hashPart);
-    }
+    });
 
     /// <summary>Takes registration back from paths (the mount stops showing them); their narinfo and NAR state stay.</summary>
-    public void Unregister(IEnumerable<string> hashParts)
+    public void Unregister(IEnumerable<string> hashParts) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         using var command = Command(connection, "UPDATE store_paths SET registered = 0 WHERE hash_part = $hash", ("$hash", ""));
         command.Transaction = transaction;
@@ -129,16 +122,15 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             command.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    });
 
     /// <summary>
     /// Removes a store path from the catalog (Nix deleted it). When no other known path shares its NAR,
     /// the NAR's tree goes too and the returned record names the blob to delete; its row stays, so the
     /// bytes once downloaded still count in the statistics. Null when the path was not known.
     /// </summary>
-    public StorePathRemoval? RemoveStorePath(string hashPart)
+    public StorePathRemoval? RemoveStorePath(string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         var known = GetStorePath(connection, hashPart);
         if (known is null)
@@ -168,12 +160,11 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         }
         transaction.Commit();
         return new StorePathRemoval(known, known.Nar);
-    }
+    });
 
     /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
-    public IReadOnlyList<RegisteredRoot> ListRegisteredRoots()
+    public IReadOnlyList<RegisteredRoot> ListRegisteredRoots() => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             """
             SELECT p.base_name, p.nar_id, e.type FROM store_paths p
@@ -185,7 +176,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         while (reader.Read())
             roots.Add(new RegisteredRoot(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : (NarEntryType)reader.GetInt32(2)));
         return roots;
-    }
+    });
 
     private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
     {
@@ -205,13 +196,12 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             ReadNar(reader, 4));
     }
 
-    public NarRecord? GetNar(string narHash)
+    public NarRecord? GetNar(string narHash) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
         using var reader = command.ExecuteReader();
         return reader.Read() ? ReadNar(reader, 0) : null;
-    }
+    });
 
     private static NarRecord ReadNar(SqliteDataReader reader, int first) =>
         new(reader.GetInt64(first), reader.GetString(first + 1), reader.GetInt64(first + 2), (NarTree)reader.GetInt32(first + 3),
@@ -219,17 +209,15 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5));
 
     /// <summary>Remembers that the cache had no (usable) listing for a NAR just now.</summary>
-    public void MarkListingMissing(long narId)
+    public void MarkListingMissing(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "UPDATE nars SET listing_missing_at = $now WHERE id = $id", ("$now", Now), ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
     /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
-    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries)
+    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         using (var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", narId)))
         {
@@ -244,15 +232,14 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             update.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    });
 
     /// <summary>
     /// Records a verified blob now in <c>nars/</c> and its tree with payload offsets, in one transaction, so
     /// a reader sees either no blob or the blob with its complete index.
     /// </summary>
-    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
+    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         long narId;
         using (var upsert = Command(connection,
@@ -280,22 +267,20 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             update.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    }, $"cannot record the verified NAR {narHash}");
 
     /// <summary>Forgets a blob that vanished from disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
-    public void ForgetBlob(long narId)
+    public void ForgetBlob(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "UPDATE nars SET blob_size = NULL WHERE id = $id", ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
-    public void TouchNar(long narId)
+    public void TouchNar(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "UPDATE nars SET last_access = $now WHERE id = $id", ("$now", Now), ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
     private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
     {
@@ -333,20 +318,18 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     // ---- the tree ----
 
-    public NarIndexEntry? GetEntry(long narId, int entryId)
+    public NarIndexEntry? GetEntry(long narId, int entryId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND id = $id", ("$nar", narId), ("$id", entryId));
         return ReadEntries(command).FirstOrDefault();
-    }
+    });
 
-    public NarIndexEntry? LookupEntry(long narId, int parentId, string name)
+    public NarIndexEntry? LookupEntry(long narId, int parentId, string name) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent AND name = $name",
             ("$nar", narId), ("$parent", parentId), ("$name", name));
         return ReadEntries(command).FirstOrDefault();
-    }
+    });
 
     /// <summary>Follows path components from the root without following symlinks; null when nothing is there.</summary>
     public NarIndexEntry? ResolveEntry(long narId, IReadOnlyList<string> components)
@@ -362,21 +345,19 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     }
 
     /// <summary>A directory's entries in NAR (name) order.</summary>
-    public IReadOnlyList<NarIndexEntry> ListDirectory(long narId, int directoryId)
+    public IReadOnlyList<NarIndexEntry> ListDirectory(long narId, int directoryId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent ORDER BY id",
             ("$nar", narId), ("$parent", directoryId));
         return ReadEntries(command);
-    }
+    });
 
     /// <summary>Every entry of a NAR's tree in NAR order.</summary>
-    public IReadOnlyList<NarIndexEntry> GetTree(long narId)
+    public IReadOnlyList<NarIndexEntry> GetTree(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar ORDER BY id", ("$nar", narId));
         return ReadEntries(command);
-    }
+    });
 
     private const string EntryColumns = "SELECT id, parent, name, type, executable, size, payload_offset, target FROM entries";
 
@@ -401,29 +382,26 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     // ---- failures and statistics ----
 
-    public void RecordFailure(string narHash, string cache, string reason)
+    public void RecordFailure(string narHash, string cache, string reason) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT INTO fetch_failures (nar_hash, cache, reason, failed_at) VALUES ($hash, $cache, $reason, $now)",
             ("$hash", narHash), ("$cache", cache), ("$reason", reason), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
-    public IReadOnlyList<FetchFailureRecord> GetFailures(string narHash)
+    public IReadOnlyList<FetchFailureRecord> GetFailures(string narHash) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT cache, reason, failed_at FROM fetch_failures WHERE nar_hash = $hash ORDER BY id", ("$hash", narHash));
         using var reader = command.ExecuteReader();
         var failures = new List<FetchFailureRecord>();
         while (reader.Read())
             failures.Add(new FetchFailureRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
         return failures;
-    }
+    });
 
-    public CatalogStatistics GetStatistics()
+    public CatalogStatistics GetStatistics() => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             """
             SELECT
@@ -441,7 +419,31 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         reader.Read();
         return new CatalogStatistics(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
             reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8));
+    });
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on a connection of its own; every storage error of the catalog (a full disk,
+    /// an I/O error, a damaged or locked database) leaves as a <see cref="StateStorageException"/> naming
+    /// <c>index.sqlite</c> and SQLite's reason.
+    /// </summary>
+    private T Use<T>(Func<SqliteConnection, T> body, string? action = null)
+    {
+        try
+        {
+            using var connection = State.OpenConnection();
+            return body(connection);
+        }
+        catch (SqliteException e)
+        {
+            throw StateStorageException.From(State, State.DatabasePath, action, e);
+        }
     }
+
+    private void Use(Action<SqliteConnection> body, string? action = null) => Use<bool>(connection =>
+    {
+        body(connection);
+        return true;
+    }, action);
 
     private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
     {

@@ -100,7 +100,7 @@ public sealed class NarCache : IDisposable
                 {
                     var result = await NarFetcher.FetchAsync(info, cache, _catalog.State,
                         n => Interlocked.Add(ref _bytesDownloaded, n), _shutdown.Token).ConfigureAwait(false);
-                    _catalog.CommitNar(key, (long)info.NarSize, result.DownloadedBytes, result.Entries);
+                    Commit(info, result.DownloadedBytes, result.Entries);
                     Interlocked.Increment(ref _narsFetched);
                     return _catalog.GetNar(key)!;
                 }
@@ -164,12 +164,44 @@ public sealed class NarCache : IDisposable
             hashing.Drain();
             if (hashing.FinishHash() != info.NarHash)
                 return null;
-            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, 0, entries);
+            Commit(info, 0, entries);
             return _catalog.GetNar(info.NarHash.ToString());
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is (IOException and not StateStorageException) or UnauthorizedAccessException or InvalidDataException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Records a verified blob that is in <c>nars/</c>. When the catalog cannot take it (a full disk, a failing
+    /// database) the blob is deleted before the error goes on, so nothing is left that the catalog does not know.
+    /// </summary>
+    private void Commit(NarInfo info, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
+    {
+        try
+        {
+            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, downloadedBytes, entries);
+        }
+        catch (StateStorageException)
+        {
+            if (!CommittedElsewhere(info.NarHash))
+                StateDirectory.TryDelete(_catalog.State.BlobPath(NarFetcher.BlobKey(info.NarHash)));
+            throw;
+        }
+    }
+
+    /// <summary>Whether another process sharing the state directory committed the NAR meanwhile, so that its row needs the blob.</summary>
+    private bool CommittedElsewhere(NixHash narHash)
+    {
+        try
+        {
+            return _catalog.GetNar(narHash.ToString()) is { IsFetched: true };
+        }
+        catch (StateStorageException)
+        {
+            // The catalog cannot even be read: no row can be relying on the blob through it now.
+            return false;
         }
     }
 

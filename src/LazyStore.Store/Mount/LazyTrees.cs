@@ -155,7 +155,8 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         if (!_touched.TryGetValue(tree.Nar.NarHash, out var last) || now - last > 60_000)
         {
             _touched[tree.Nar.NarHash] = now;
-            Catalog.TouchNar(tree.Nar.Id);
+            if (!engine.TryTouchNar(tree.Nar, out var failure))
+                log.Error($"{tree.Path.Path.BaseName}: last access not recorded, reading on: {failure}");
         }
         return NarBlob.Open(Catalog.State, tree.Nar, NixHash.Parse(tree.Nar.NarHash));
     }
