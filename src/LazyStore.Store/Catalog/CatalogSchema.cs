@@ -89,6 +89,13 @@ internal static class CatalogSchema
         """
         ALTER TABLE nars ADD COLUMN listing_missing_at INTEGER;
         """,
+
+        // 3: the blob's identity when it was committed, so a blob changed behind the catalog's back is not served.
+        // A rename or a write changes it; blobs committed before have none and are verified again at next use.
+        """
+        ALTER TABLE nars ADD COLUMN blob_inode INTEGER;
+        ALTER TABLE nars ADD COLUMN blob_ctime_ns INTEGER;
+        """,
     ];
 
     public static int CurrentVersion => Migrations.Length;

@@ -149,17 +149,54 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
                 return new StorePathRemoval(known, FreedNar: null);
             }
         }
-        using (var free = Command(connection,
-            """
-            DELETE FROM entries WHERE nar_id = $id;
-            UPDATE nars SET tree = $none, blob_size = NULL, listing_missing_at = NULL WHERE id = $id;
-            """, ("$id", known.Nar.Id), ("$none", (int)NarTree.None)))
-        {
-            free.Transaction = transaction;
-            free.ExecuteNonQuery();
-        }
+        FreeNar(connection, transaction, known.Nar.Id);
         transaction.Commit();
         return new StorePathRemoval(known, known.Nar);
+    });
+
+    /// <summary>
+    /// Forgets everything stored of a NAR — its tree and its blob — but not the store paths that have it, so the
+    /// next use fetches it again (<c>lazystore verify --repair</c> of a corrupt blob; the caller deletes the file).
+    /// </summary>
+    public void ForgetNar(long narId) => Use(connection =>
+    {
+        using var transaction = connection.BeginTransaction(deferred: false);
+        FreeNar(connection, transaction, narId);
+        transaction.Commit();
+    });
+
+    private static void FreeNar(SqliteConnection connection, SqliteTransaction transaction, long narId)
+    {
+        using var free = Command(connection,
+            """
+            DELETE FROM entries WHERE nar_id = $id;
+            UPDATE nars SET tree = $none, blob_size = NULL, blob_inode = NULL, blob_ctime_ns = NULL, listing_missing_at = NULL WHERE id = $id;
+            """, ("$id", narId), ("$none", (int)NarTree.None));
+        free.Transaction = transaction;
+        free.ExecuteNonQuery();
+    }
+
+    /// <summary>Every NAR whose blob is stored, in NarHash order, with the base names of the store paths that have it.</summary>
+    public IReadOnlyList<(NarRecord Nar, IReadOnlyList<string> BaseNames)> ListStoredNars() => Use(connection =>
+    {
+        using var command = Command(connection,
+            """
+            SELECT n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns, p.base_name
+            FROM nars n LEFT JOIN store_paths p ON p.nar_id = n.id
+            WHERE n.blob_size IS NOT NULL ORDER BY n.nar_hash, p.base_name
+            """);
+        using var reader = command.ExecuteReader();
+        var stored = new List<(NarRecord, IReadOnlyList<string>)>();
+        List<string>? names = null;
+        while (reader.Read())
+        {
+            var nar = ReadNar(reader, 0);
+            if (stored.Count == 0 || stored[^1].Item1.Id != nar.Id)
+                stored.Add((nar, names = []));
+            if (!reader.IsDBNull(8))
+                names!.Add(reader.GetString(8));
+        }
+        return stored;
     });
 
     /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
@@ -182,7 +219,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     {
         using var command = Command(connection,
             """
-            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at
+            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
             FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
             """, ("$hash", hashPart));
         using var reader = command.ExecuteReader();
@@ -198,7 +235,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     public NarRecord? GetNar(string narHash) => Use(connection =>
     {
-        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
+        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at, blob_inode, blob_ctime_ns FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
         using var reader = command.ExecuteReader();
         return reader.Read() ? ReadNar(reader, 0) : null;
     });
@@ -206,7 +243,10 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     private static NarRecord ReadNar(SqliteDataReader reader, int first) =>
         new(reader.GetInt64(first), reader.GetString(first + 1), reader.GetInt64(first + 2), (NarTree)reader.GetInt32(first + 3),
             reader.IsDBNull(first + 4) ? null : reader.GetInt64(first + 4),
-            reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5));
+            reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5),
+            reader.IsDBNull(first + 4) || reader.IsDBNull(first + 6) || reader.IsDBNull(first + 7)
+                ? null
+                : new BlobStamp(reader.GetInt64(first + 6), reader.GetInt64(first + 7), reader.GetInt64(first + 4)));
 
     /// <summary>Remembers that the cache had no (usable) listing for a NAR just now.</summary>
     public void MarkListingMissing(long narId) => Use(connection =>
@@ -238,7 +278,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     /// Records a verified blob now in <c>nars/</c> and its tree with payload offsets, in one transaction, so
     /// a reader sees either no blob or the blob with its complete index.
     /// </summary>
-    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
+    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries, BlobStamp stamp) => Use(connection =>
     {
         using var transaction = connection.BeginTransaction(deferred: false);
         long narId;
@@ -260,8 +300,9 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         using (var update = Command(connection,
             """
             UPDATE nars SET tree = $tree, blob_size = $size, downloaded_bytes = downloaded_bytes + $downloaded,
-                fetched_at = $now, last_access = $now WHERE id = $id
-            """, ("$tree", (int)NarTree.Nar), ("$size", narSize), ("$downloaded", downloadedBytes), ("$now", Now), ("$id", narId)))
+                fetched_at = $now, last_access = $now, blob_inode = $inode, blob_ctime_ns = $ctime WHERE id = $id
+            """, ("$tree", (int)NarTree.Nar), ("$size", narSize), ("$downloaded", downloadedBytes), ("$now", Now), ("$id", narId),
+            ("$inode", stamp.Inode), ("$ctime", stamp.ChangeTimeNs)))
         {
             update.Transaction = transaction;
             update.ExecuteNonQuery();
@@ -269,10 +310,10 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         transaction.Commit();
     }, $"cannot record the verified NAR {narHash}");
 
-    /// <summary>Forgets a blob that vanished from disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
+    /// <summary>Forgets a blob that vanished or changed on disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
     public void ForgetBlob(long narId) => Use(connection =>
     {
-        using var command = Command(connection, "UPDATE nars SET blob_size = NULL WHERE id = $id", ("$id", narId));
+        using var command = Command(connection, "UPDATE nars SET blob_size = NULL, blob_inode = NULL, blob_ctime_ns = NULL WHERE id = $id", ("$id", narId));
         command.ExecuteNonQuery();
     });
 
@@ -466,7 +507,8 @@ public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
 
 public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
 
-public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize, long? ListingMissingAt = null)
+/// <param name="Stamp">The stored blob's identity at commit (<see cref="BlobStamp"/>); null when no blob is stored or it was committed before stamps were kept.</param>
+public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize, long? ListingMissingAt = null, BlobStamp? Stamp = null)
 {
     public bool IsFetched => BlobSize is not null;
 }

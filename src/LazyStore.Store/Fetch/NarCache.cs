@@ -67,16 +67,16 @@ public sealed class NarCache : IDisposable
         return size;
     }
 
-    /// <summary>The record of a NAR whose blob is committed and present on disk with the right size.</summary>
+    /// <summary>The record of a NAR whose blob is committed and on disk, the very file committed (<see cref="BlobStamp"/>).</summary>
     private NarRecord? StoredBlob(string narHash)
     {
         var record = _catalog.GetNar(narHash);
         if (record is not { IsFetched: true })
             return null;
-        var blob = new FileInfo(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(narHash))));
-        if (blob.Exists && blob.Length == record.NarSize)
+        if (BlobStamp.Read(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(narHash)))) is { } stamp && stamp.Matches(record))
             return record;
-        // Someone removed or damaged the blob behind the index's back: forget it and fetch again.
+        // Someone removed, replaced or wrote to the blob behind the index's back: forget it; a blob still
+        // there is hashed again before it is indexed anew (TryAdoptBlob), else the NAR is fetched again.
         _catalog.ForgetBlob(record.Id);
         return null;
     }
@@ -179,14 +179,17 @@ public sealed class NarCache : IDisposable
     /// </summary>
     private void Commit(NarInfo info, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
     {
+        var blob = _catalog.State.BlobPath(NarFetcher.BlobKey(info.NarHash));
         try
         {
-            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, downloadedBytes, entries);
+            var stamp = BlobStamp.Read(blob)
+                ?? throw new StateStorageException($"state directory {_catalog.State.Path}: {Path.GetRelativePath(_catalog.State.Path, blob)}: the verified NAR vanished before it was recorded");
+            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, downloadedBytes, entries, stamp);
         }
         catch (StateStorageException)
         {
             if (!CommittedElsewhere(info.NarHash))
-                StateDirectory.TryDelete(_catalog.State.BlobPath(NarFetcher.BlobKey(info.NarHash)));
+                StateDirectory.TryDelete(blob);
             throw;
         }
     }
