@@ -34,7 +34,7 @@ internal static class StoreCommands
             var output = console.Out;
             output.Write(lazy.Info.ToString());
             output.Write($"Cache: {lazy.CacheUrl}\n");
-            output.Write($"Registered: {(lazy.Registered ? "yes" : "no")}\n");
+            output.Write($"Registered: {(lazy.Pending ? "pending (a register run has not heard back from Nix)" : lazy.Registered ? "yes" : "no")}\n");
             var nar = engine.Catalog.GetNar(lazy.Nar.NarHash) ?? lazy.Nar;
             output.Write($"State: {Describe(nar)}\n");
             foreach (var failure in engine.Catalog.GetFailures(nar.NarHash))

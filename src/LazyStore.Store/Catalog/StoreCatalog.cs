@@ -73,23 +73,38 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     /// <see cref="AddStorePath"/> for many paths in one transaction; each comes back with whether it was
     /// registered before.
     /// </summary>
-    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register) => Use(connection =>
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register) =>
+        AddStorePaths(paths, register ? Registration.Registered : Registration.None, pending: null);
+
+    /// <summary>
+    /// The first phase of a registration with Nix: records the paths as pending for <paramref name="pending"/> (the
+    /// mount serves them; paths already registered stay so). Each comes back with whether it was registered before.
+    /// </summary>
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddPendingStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, PendingRegistration pending) =>
+        AddStorePaths(paths, Registration.Pending, pending);
+
+    private IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, Registration registration,
+        PendingRegistration? pending) => Use(connection =>
     {
         using var transaction = connection.BeginTransaction(deferred: false);
         using var nar = Command(connection, "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
             ("$hash", ""), ("$size", 0L));
         using var path = Command(connection,
             """
-            INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at)
-            VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now)
-            ON CONFLICT (hash_part) DO UPDATE SET registered = max(registered, excluded.registered)
+            INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at, pending_owner, pending_store)
+            VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now, $owner, $store)
+            ON CONFLICT (hash_part) DO UPDATE SET
+                registered = CASE WHEN excluded.registered = 0 OR registered = 1 THEN registered ELSE excluded.registered END,
+                pending_owner = CASE WHEN excluded.registered = 0 OR registered = 1 THEN pending_owner ELSE excluded.pending_owner END,
+                pending_store = CASE WHEN excluded.registered = 0 OR registered = 1 THEN pending_store ELSE excluded.pending_store END
             """,
-            ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", register ? 1 : 0), ("$now", Now));
+            ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", (int)registration), ("$now", Now),
+            ("$owner", pending?.Owner), ("$store", pending?.Store));
         nar.Transaction = path.Transaction = transaction;
         var added = new List<(KnownStorePath, bool)>(paths.Count);
         foreach (var (info, cache) in paths)
         {
-            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true };
+            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true, Pending: false };
             nar.Parameters["$hash"].Value = info.NarHash.ToString();
             nar.Parameters["$size"].Value = (long)info.NarSize;
             nar.ExecuteNonQuery();
@@ -110,11 +125,13 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return GetStorePath(connection, hashPart);
     });
 
-    /// <summary>Takes registration back from paths (the mount stops showing them); their narinfo and NAR state stay.</summary>
-    public void Unregister(IEnumerable<string> hashParts) => Use(connection =>
+    /// <summary>The second phase of a registration: Nix accepted these paths, so those pending (for any run) are registered.</summary>
+    public void ConfirmRegistration(IEnumerable<string> hashParts) => Use(connection =>
     {
         using var transaction = connection.BeginTransaction(deferred: false);
-        using var command = Command(connection, "UPDATE store_paths SET registered = 0 WHERE hash_part = $hash", ("$hash", ""));
+        using var command = Command(connection,
+            "UPDATE store_paths SET registered = 1, pending_owner = NULL, pending_store = NULL WHERE hash_part = $hash AND registered = 2",
+            ("$hash", ""));
         command.Transaction = transaction;
         foreach (var hashPart in hashParts)
         {
@@ -122,6 +139,45 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             command.ExecuteNonQuery();
         }
         transaction.Commit();
+    });
+
+    /// <summary>
+    /// Takes back the rows still pending for the run <paramref name="owner"/> (all, or those of <paramref name="hashParts"/>):
+    /// Nix refused or never heard of them, so the mount stops showing them; their narinfo and NAR state stay.
+    /// Rows another run has since made its own, or that Nix accepted meanwhile, are left alone. Returns the hash parts taken back.
+    /// </summary>
+    public IReadOnlyList<string> TakeBackRegistration(string owner, IEnumerable<string>? hashParts = null) => Use(connection =>
+    {
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using var command = Command(connection,
+            """
+            UPDATE store_paths SET registered = 0, pending_owner = NULL, pending_store = NULL
+            WHERE registered = 2 AND pending_owner = $owner AND ($hash IS NULL OR hash_part = $hash)
+            RETURNING hash_part
+            """, ("$owner", owner), ("$hash", null));
+        command.Transaction = transaction;
+        var taken = new List<string>();
+        foreach (var hashPart in hashParts?.Select(h => (string?)h) ?? [null])
+        {
+            command.Parameters["$hash"].Value = (object?)hashPart ?? DBNull.Value;
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                taken.Add(reader.GetString(0));
+        }
+        transaction.Commit();
+        return taken;
+    });
+
+    /// <summary>The rows pending for registration with the Nix store <paramref name="store"/> (<see cref="PendingRegistration.StoreKey"/>), with the run that wrote each.</summary>
+    public IReadOnlyList<(StorePath Path, string Owner)> ListPendingRegistrations(string store) => Use(connection =>
+    {
+        using var command = Command(connection,
+            "SELECT base_name, pending_owner FROM store_paths WHERE registered = 2 AND pending_store = $store ORDER BY base_name", ("$store", store));
+        using var reader = command.ExecuteReader();
+        var pending = new List<(StorePath, string)>();
+        while (reader.Read())
+            pending.Add((StorePath.FromBaseName(reader.GetString(0)), reader.GetString(1)));
+        return pending;
     });
 
     /// <summary>
@@ -199,14 +255,14 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return stored;
     });
 
-    /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
+    /// <summary>Store paths the mount serves — registered or pending — in name order with their NAR and, when the tree is known, the type of its root.</summary>
     public IReadOnlyList<RegisteredRoot> ListRegisteredRoots() => Use(connection =>
     {
         using var command = Command(connection,
             """
             SELECT p.base_name, p.nar_id, e.type FROM store_paths p
             LEFT JOIN entries e ON e.nar_id = p.nar_id AND e.id = 0
-            WHERE p.registered = 1 ORDER BY p.base_name
+            WHERE p.registered <> 0 ORDER BY p.base_name
             """);
         using var reader = command.ExecuteReader();
         var roots = new List<RegisteredRoot>();
@@ -229,8 +285,9 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             StorePath.FromBaseName(reader.GetString(0)),
             reader.GetString(1),
             reader.GetString(2),
-            reader.GetInt64(3) != 0,
-            ReadNar(reader, 4));
+            reader.GetInt64(3) != (int)Registration.None,
+            ReadNar(reader, 4),
+            reader.GetInt64(3) == (int)Registration.Pending);
     }
 
     public NarRecord? GetNar(string narHash) => Use(connection =>
@@ -513,7 +570,17 @@ public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tr
     public bool IsFetched => BlobSize is not null;
 }
 
-public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar);
+/// <param name="Registered">Whether the mount serves the path: registered with Nix, or pending (<see cref="PendingRegistration"/>).</param>
+/// <param name="Pending">Registered in the catalog by a run that has not heard back from Nix (yet).</param>
+public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar, bool Pending = false);
+
+/// <summary>The values of <c>store_paths.registered</c>.</summary>
+internal enum Registration
+{
+    None = 0,
+    Registered = 1,
+    Pending = 2,
+}
 
 /// <summary>A store path taken out of the catalog, and its NAR when no other path shares it (its blob, if any, is to be deleted).</summary>
 public sealed record StorePathRemoval(KnownStorePath Path, NarRecord? FreedNar);
