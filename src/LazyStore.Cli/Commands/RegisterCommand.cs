@@ -80,9 +80,14 @@ internal static class RegisterCommand
             {
                 registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, interrupted.Token).GetAwaiter().GetResult();
             }
-            catch (Exception e) when (e is NixRegistrationException or RegistrationInterruptedException)
+            catch (NixRegistrationException e)
             {
                 throw new CliException($"{commandName}: {e.Message}", e);
+            }
+            catch (OperationCanceledException e) when (interrupted.IsCancellationRequested)
+            {
+                var what = e is RegistrationInterruptedException ? e.Message : "interrupted before anything was registered";
+                throw new CliException($"{commandName}: {what}", e);
             }
         }
         if (registration.Settled is { } settled)

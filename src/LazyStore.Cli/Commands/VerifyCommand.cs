@@ -65,7 +65,7 @@ internal static class VerifyCommand
                     $"verify: {corrupt} of {stored.Count} stored NARs are corrupt{(result.GetValue(repair) ? " (repaired: they are fetched again at next use)" : "; `lazystore verify --repair` deletes them so they are fetched again")}"));
             }
             console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"verified {stored.Count} stored NARs ({StoreCommands.Human(bytes)}): all intact"));
+                $"verified {stored.Count} stored NAR{(stored.Count == 1 ? "" : "s")} ({StoreCommands.Human(bytes)}): all intact"));
         });
         return command;
     }

@@ -56,7 +56,7 @@ public sealed class VerifyCommandTests(OwnCaches caches) : IClassFixture<OwnCach
         // Naming only the intact path checks only its NAR.
         var other = Verify(Large.StorePath.ToFullPath());
         Assert.True(other.ExitCode == 0, other.Stderr);
-        Assert.StartsWith("verified 1 stored NARs", other.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("verified 1 stored NAR (", other.Stderr, StringComparison.Ordinal);
 
         var repaired = Verify("--repair", Tree.StorePath.ToFullPath());
         Assert.Equal(1, repaired.ExitCode);
