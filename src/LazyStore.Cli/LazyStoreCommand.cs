@@ -15,6 +15,7 @@ public static class LazyStoreCommand
         root.Subcommands.Add(MountCommand.Create(console));
         root.Subcommands.Add(RegisterCommand.Create(console));
         root.Subcommands.Add(RealiseCommand.Create(console));
+        root.Subcommands.Add(VerifyCommand.Create(console));
         root.Subcommands.Add(DemoCommand.Create(console));
         return root;
     }

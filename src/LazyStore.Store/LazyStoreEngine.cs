@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using LazyStore.Nix;
 using LazyStore.Nix.Nar;
 using LazyStore.Store.Catalog;
@@ -24,7 +25,9 @@ public sealed record LazyStoreOptions
 }
 
 /// <summary>A store path LazyStore knows: its verified narinfo, the cache it came from, and its NAR's state.</summary>
-public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar);
+/// <param name="Registered">Whether the mount serves it: registered with Nix, or <paramref name="Pending"/>.</param>
+/// <param name="Pending">Registered in the catalog by a run that has not heard back from Nix (<see cref="PendingRegistration"/>).</param>
+public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar, bool Pending = false);
 
 /// <summary>What <see cref="LazyStoreEngine.RegisterAsync"/> registered: every path, and those that were not registered before.</summary>
 public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyList<StorePath> Added);
@@ -84,7 +87,7 @@ public sealed class LazyStoreEngine : IDisposable
     public async Task<LazyPath> GetPathAsync(StorePath path, bool register, CancellationToken cancellationToken)
     {
         var known = Catalog.GetStorePath(path.HashPart);
-        if (known is null || (register && !known.Registered))
+        if (known is null || (register && (!known.Registered || known.Pending)))
         {
             var found = await Substituters.QueryPathInfoAsync(path, cancellationToken).ConfigureAwait(false);
             known = Catalog.AddStorePath(found.Info, found.Cache.Url, register);
@@ -93,13 +96,15 @@ public sealed class LazyStoreEngine : IDisposable
     }
 
     /// <summary>
-    /// Registers paths found in the caches for the mount (<see cref="SubstituterSet.QueryClosureAsync"/> looks
-    /// a whole closure up before anything is registered), then fetches their listings, at most
-    /// <paramref name="parallelism"/> at a time (never a NAR), so the mount lists them locally.
+    /// Registers paths found in the caches for the mount as pending for <paramref name="pending"/> (the first
+    /// phase of a registration with Nix; <see cref="SubstituterSet.QueryClosureAsync"/> looks a whole closure up
+    /// before anything is registered), then fetches their listings, at most <paramref name="parallelism"/> at a
+    /// time (never a NAR), so the mount lists them locally.
     /// </summary>
-    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, CancellationToken cancellationToken)
+    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
+        CancellationToken cancellationToken)
     {
-        var recorded = Catalog.AddStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), register: true);
+        var recorded = Catalog.AddPendingStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), pending);
         var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();
         var paths = recorded.Select(r => ToLazyPath(r.Path)).ToList();
         await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
@@ -123,7 +128,7 @@ public sealed class LazyStoreEngine : IDisposable
     public LazyPath? FindKnownPath(StorePath path) => Catalog.GetStorePath(path.HashPart) is { } known ? ToLazyPath(known) : null;
 
     private LazyPath ToLazyPath(KnownStorePath known) =>
-        new(known.Path, NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar);
+        new(known.Path, NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar, known.Pending);
 
     /// <summary>
     /// Tier 2: makes the path's tree known, from the cache's listing when it has one (no NAR download), else
@@ -173,8 +178,27 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>Opens a stored blob for positional reads.</summary>
     public NarBlob OpenBlob(NarRecord nar)
     {
-        Catalog.TouchNar(nar.Id);
+        TryTouchNar(nar, out _);
         return NarBlob.Open(Catalog.State, nar, NixHash.Parse(nar.NarHash));
+    }
+
+    /// <summary>
+    /// Records a NAR's last access (which eviction goes by); false, with the reason, when the catalog could not take
+    /// the write. A full disk must not stop reads of a blob already stored, so this is the one write a reader may skip.
+    /// </summary>
+    public bool TryTouchNar(NarRecord nar, [NotNullWhen(false)] out string? failure)
+    {
+        try
+        {
+            Catalog.TouchNar(nar.Id);
+            failure = null;
+            return true;
+        }
+        catch (StateStorageException e)
+        {
+            failure = e.Message;
+            return false;
+        }
     }
 
     /// <summary>

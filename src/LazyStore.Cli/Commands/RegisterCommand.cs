@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using LazyStore.Nix;
 using LazyStore.Store;
 using LazyStore.Store.Mount;
@@ -63,20 +64,36 @@ internal static class RegisterCommand
     }
 
     /// <summary>
-    /// Registers <paramref name="found"/> with the catalog and Nix (the catalog's part is taken back if Nix
-    /// refuses; missing signatures are a warning), then prints one line per path on stdout: its full path and NarSize.
+    /// Registers <paramref name="found"/> with the catalog and Nix, in two phases (the catalog's pending rows are
+    /// taken back if Nix refuses or SIGINT/SIGTERM interrupts; missing signatures are a warning), then prints one
+    /// line per path on stdout: its full path and NarSize.
     /// </summary>
     internal static RegisteredPaths Register(CliConsole console, LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found,
         int parallelism, string commandName)
     {
         NixRegistration registration;
-        try
+        using (var interrupted = new CancellationTokenSource())
+        using (Interrupt(PosixSignal.SIGINT, interrupted))
+        using (Interrupt(PosixSignal.SIGTERM, interrupted))
         {
-            registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, CancellationToken.None).GetAwaiter().GetResult();
+            try
+            {
+                registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, interrupted.Token).GetAwaiter().GetResult();
+            }
+            catch (NixRegistrationException e)
+            {
+                throw new CliException($"{commandName}: {e.Message}", e);
+            }
+            catch (OperationCanceledException e) when (interrupted.IsCancellationRequested)
+            {
+                var what = e is RegistrationInterruptedException ? e.Message : "interrupted before anything was registered";
+                throw new CliException($"{commandName}: {what}", e);
+            }
         }
-        catch (NixRegistrationException e)
+        if (registration.Settled is { } settled)
         {
-            throw new CliException($"{commandName}: {e.Message}", e);
+            console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"note: an interrupted register had left {settled.Confirmed.Count + settled.TakenBack.Count} paths pending; Nix had {settled.Confirmed.Count} of them (now registered), the other {settled.TakenBack.Count} were taken back"));
         }
         if (registration.SignaturesMissingBecause is { } why)
             console.Error.WriteLine($"warning: the caches' signatures are not in Nix's database, so `nix store verify` will call the paths untrusted: {why}");
@@ -85,6 +102,14 @@ internal static class RegisterCommand
             console.Out.Write(string.Create(CultureInfo.InvariantCulture, $"{path.Path.ToFullPath(engine.StoreDirectory)}\t{path.Info.NarSize}\n"));
         return registered;
     }
+
+    /// <summary>Turns <paramref name="signal"/> into a cancellation the registration answers by taking its pending rows back.</summary>
+    private static PosixSignalRegistration Interrupt(PosixSignal signal, CancellationTokenSource interrupted) =>
+        PosixSignalRegistration.Create(signal, context =>
+        {
+            context.Cancel = true;
+            interrupted.Cancel();
+        });
 
     /// <summary>The closing line on stderr: paths registered, how many were new, NAR bytes advertised and really downloaded.</summary>
     internal static string Summary(LazyStoreEngine engine, RegisteredPaths registered) => string.Create(CultureInfo.InvariantCulture,

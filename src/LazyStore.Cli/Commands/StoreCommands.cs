@@ -34,7 +34,7 @@ internal static class StoreCommands
             var output = console.Out;
             output.Write(lazy.Info.ToString());
             output.Write($"Cache: {lazy.CacheUrl}\n");
-            output.Write($"Registered: {(lazy.Registered ? "yes" : "no")}\n");
+            output.Write($"Registered: {(lazy.Pending ? "pending (a register run has not heard back from Nix)" : lazy.Registered ? "yes" : "no")}\n");
             var nar = engine.Catalog.GetNar(lazy.Nar.NarHash) ?? lazy.Nar;
             output.Write($"State: {Describe(nar)}\n");
             foreach (var failure in engine.Catalog.GetFailures(nar.NarHash))
@@ -117,6 +117,7 @@ internal static class StoreCommands
             var progress = new FetchProgress(console, wanted.Count);
             var stopwatch = Stopwatch.StartNew();
             var failures = new List<string>();
+            StateStorageException? storageFailure = null;
             using (var ticker = console.IsTerminal ? new Timer(_ => progress.Draw(engine.Nars.BytesDownloaded), null, 0, 200) : null)
             {
                 var tasks = wanted.Select(async path =>
@@ -130,12 +131,18 @@ internal static class StoreCommands
                     catch (IOException e)
                     {
                         lock (failures)
+                        {
                             failures.Add(e.Message);
+                            storageFailure ??= e as StateStorageException;
+                        }
                         progress.Failed(engine.Nars.BytesDownloaded);
                     }
                 }).ToArray();
                 Task.WaitAll(tasks);
             }
+            // The state directory failing (a full disk) is the cause for every path: one line says it.
+            if (storageFailure is not null)
+                throw storageFailure;
             progress.Finish(engine.Nars.BytesDownloaded, stopwatch.Elapsed);
             if (failures.Count > 0)
                 throw new CliException(failures.Count == 1 ? failures[0] : $"{failures.Count} of {wanted.Count} paths failed: {string.Join("; ", failures)}");

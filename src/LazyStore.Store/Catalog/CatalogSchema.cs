@@ -89,6 +89,21 @@ internal static class CatalogSchema
         """
         ALTER TABLE nars ADD COLUMN listing_missing_at INTEGER;
         """,
+
+        // 3: the blob's identity when it was committed, so a blob changed behind the catalog's back is not served.
+        // A rename or a write changes it; blobs committed before have none and are verified again at next use.
+        """
+        ALTER TABLE nars ADD COLUMN blob_inode INTEGER;
+        ALTER TABLE nars ADD COLUMN blob_ctime_ns INTEGER;
+        """,
+
+        // 4: registration in two phases (PendingRegistration). store_paths.registered: 0 no, 1 yes (Nix accepted
+        // it), 2 pending: written by the register run pending_owner ("pid:start time") for the Nix store
+        // pending_store ('' for the machine's), which has not heard back from Nix yet.
+        """
+        ALTER TABLE store_paths ADD COLUMN pending_owner TEXT;
+        ALTER TABLE store_paths ADD COLUMN pending_store TEXT;
+        """,
     ];
 
     public static int CurrentVersion => Migrations.Length;

@@ -51,11 +51,25 @@ public sealed class StateDirectory
     public static StateDirectory Open(string path)
     {
         var state = new StateDirectory(path);
-        Directory.CreateDirectory(state.Path);
-        Directory.CreateDirectory(state.NarsPath);
-        Directory.CreateDirectory(state.TempPath);
-        using (var connection = state.OpenConnection())
+        try
+        {
+            Directory.CreateDirectory(state.Path);
+            Directory.CreateDirectory(state.NarsPath);
+            Directory.CreateDirectory(state.TempPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StateStorageException.From(state, state.Path, "cannot create its directories", e);
+        }
+        try
+        {
+            using var connection = state.OpenConnection();
             CatalogSchema.Migrate(connection, state.DatabasePath);
+        }
+        catch (SqliteException e)
+        {
+            throw StateStorageException.From(state, state.DatabasePath, "cannot open the catalog", e);
+        }
         state.RemoveLeftoverTemporaryFiles();
         return state;
     }

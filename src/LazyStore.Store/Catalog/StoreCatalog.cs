@@ -19,31 +19,28 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     // ---- narinfo lookups (per cache, positive and negative) ----
 
     /// <summary>A remembered answer of <paramref name="cache"/> for a hash: the narinfo text, or null for "not there".</summary>
-    public NarInfoLookup? GetNarInfoLookup(string cache, string hashPart)
+    public NarInfoLookup? GetNarInfoLookup(string cache, string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT narinfo, looked_up_at FROM narinfo_lookups WHERE cache = $cache AND hash_part = $hash",
             ("$cache", cache), ("$hash", hashPart));
         using var reader = command.ExecuteReader();
         if (!reader.Read())
             return null;
         return new NarInfoLookup(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
-    }
+    });
 
-    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo)
+    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT OR REPLACE INTO narinfo_lookups (cache, hash_part, narinfo, looked_up_at) VALUES ($cache, $hash, $narinfo, $now)",
             ("$cache", cache), ("$hash", hashPart), ("$narinfo", narInfo), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
     // ---- nix-cache-info ----
 
-    public CacheInfoRecord? GetCacheInfo(string cache)
+    public CacheInfoRecord? GetCacheInfo(string cache) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT store_dir, priority, want_mass_query, fetched_at FROM caches WHERE url = $url", ("$url", cache));
         using var reader = command.ExecuteReader();
         if (!reader.Read())
@@ -53,17 +50,16 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             reader.IsDBNull(1) ? null : reader.GetInt32(1),
             reader.IsDBNull(2) ? null : reader.GetInt64(2) != 0,
             reader.GetInt64(3));
-    }
+    });
 
-    public void PutCacheInfo(string cache, NixCacheInfo info)
+    public void PutCacheInfo(string cache, NixCacheInfo info) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT OR REPLACE INTO caches (url, store_dir, priority, want_mass_query, fetched_at) VALUES ($url, $dir, $priority, $mass, $now)",
             ("$url", cache), ("$dir", info.StoreDirectory?.Path), ("$priority", info.Priority),
             ("$mass", info.WantMassQuery is { } m ? (m ? 1 : 0) : null), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
     // ---- store paths and NARs ----
 
@@ -77,24 +73,38 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     /// <see cref="AddStorePath"/> for many paths in one transaction; each comes back with whether it was
     /// registered before.
     /// </summary>
-    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register)
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, bool register) =>
+        AddStorePaths(paths, register ? Registration.Registered : Registration.None, pending: null);
+
+    /// <summary>
+    /// The first phase of a registration with Nix: records the paths as pending for <paramref name="pending"/> (the
+    /// mount serves them; paths already registered stay so). Each comes back with whether it was registered before.
+    /// </summary>
+    public IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddPendingStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, PendingRegistration pending) =>
+        AddStorePaths(paths, Registration.Pending, pending);
+
+    private IReadOnlyList<(KnownStorePath Path, bool WasRegistered)> AddStorePaths(IReadOnlyList<(NarInfo Info, string Cache)> paths, Registration registration,
+        PendingRegistration? pending) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         using var nar = Command(connection, "INSERT INTO nars (nar_hash, nar_size) VALUES ($hash, $size) ON CONFLICT (nar_hash) DO NOTHING",
             ("$hash", ""), ("$size", 0L));
         using var path = Command(connection,
             """
-            INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at)
-            VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now)
-            ON CONFLICT (hash_part) DO UPDATE SET registered = max(registered, excluded.registered)
+            INSERT INTO store_paths (hash_part, base_name, cache, narinfo, nar_id, registered, added_at, pending_owner, pending_store)
+            VALUES ($hash, $name, $cache, $narinfo, (SELECT id FROM nars WHERE nar_hash = $narHash), $registered, $now, $owner, $store)
+            ON CONFLICT (hash_part) DO UPDATE SET
+                registered = CASE WHEN excluded.registered = 0 OR registered = 1 THEN registered ELSE excluded.registered END,
+                pending_owner = CASE WHEN excluded.registered = 0 OR registered = 1 THEN pending_owner ELSE excluded.pending_owner END,
+                pending_store = CASE WHEN excluded.registered = 0 OR registered = 1 THEN pending_store ELSE excluded.pending_store END
             """,
-            ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", register ? 1 : 0), ("$now", Now));
+            ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", (int)registration), ("$now", Now),
+            ("$owner", pending?.Owner), ("$store", pending?.Store));
         nar.Transaction = path.Transaction = transaction;
         var added = new List<(KnownStorePath, bool)>(paths.Count);
         foreach (var (info, cache) in paths)
         {
-            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true };
+            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true, Pending: false };
             nar.Parameters["$hash"].Value = info.NarHash.ToString();
             nar.Parameters["$size"].Value = (long)info.NarSize;
             nar.ExecuteNonQuery();
@@ -108,20 +118,20 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         }
         transaction.Commit();
         return added;
-    }
+    });
 
-    public KnownStorePath? GetStorePath(string hashPart)
+    public KnownStorePath? GetStorePath(string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         return GetStorePath(connection, hashPart);
-    }
+    });
 
-    /// <summary>Takes registration back from paths (the mount stops showing them); their narinfo and NAR state stay.</summary>
-    public void Unregister(IEnumerable<string> hashParts)
+    /// <summary>The second phase of a registration: Nix accepted these paths, so those pending (for any run) are registered.</summary>
+    public void ConfirmRegistration(IEnumerable<string> hashParts) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
-        using var command = Command(connection, "UPDATE store_paths SET registered = 0 WHERE hash_part = $hash", ("$hash", ""));
+        using var command = Command(connection,
+            "UPDATE store_paths SET registered = 1, pending_owner = NULL, pending_store = NULL WHERE hash_part = $hash AND registered = 2",
+            ("$hash", ""));
         command.Transaction = transaction;
         foreach (var hashPart in hashParts)
         {
@@ -129,16 +139,54 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             command.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    });
+
+    /// <summary>
+    /// Takes back the rows still pending for the run <paramref name="owner"/> (all, or those of <paramref name="hashParts"/>):
+    /// Nix refused or never heard of them, so the mount stops showing them; their narinfo and NAR state stay.
+    /// Rows another run has since made its own, or that Nix accepted meanwhile, are left alone. Returns the hash parts taken back.
+    /// </summary>
+    public IReadOnlyList<string> TakeBackRegistration(string owner, IEnumerable<string>? hashParts = null) => Use(connection =>
+    {
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using var command = Command(connection,
+            """
+            UPDATE store_paths SET registered = 0, pending_owner = NULL, pending_store = NULL
+            WHERE registered = 2 AND pending_owner = $owner AND ($hash IS NULL OR hash_part = $hash)
+            RETURNING hash_part
+            """, ("$owner", owner), ("$hash", null));
+        command.Transaction = transaction;
+        var taken = new List<string>();
+        foreach (var hashPart in hashParts?.Select(h => (string?)h) ?? [null])
+        {
+            command.Parameters["$hash"].Value = (object?)hashPart ?? DBNull.Value;
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                taken.Add(reader.GetString(0));
+        }
+        transaction.Commit();
+        return taken;
+    });
+
+    /// <summary>The rows pending for registration with the Nix store <paramref name="store"/> (<see cref="PendingRegistration.StoreKey"/>), with the run that wrote each.</summary>
+    public IReadOnlyList<(StorePath Path, string Owner)> ListPendingRegistrations(string store) => Use(connection =>
+    {
+        using var command = Command(connection,
+            "SELECT base_name, pending_owner FROM store_paths WHERE registered = 2 AND pending_store = $store ORDER BY base_name", ("$store", store));
+        using var reader = command.ExecuteReader();
+        var pending = new List<(StorePath, string)>();
+        while (reader.Read())
+            pending.Add((StorePath.FromBaseName(reader.GetString(0)), reader.GetString(1)));
+        return pending;
+    });
 
     /// <summary>
     /// Removes a store path from the catalog (Nix deleted it). When no other known path shares its NAR,
     /// the NAR's tree goes too and the returned record names the blob to delete; its row stays, so the
     /// bytes once downloaded still count in the statistics. Null when the path was not known.
     /// </summary>
-    public StorePathRemoval? RemoveStorePath(string hashPart)
+    public StorePathRemoval? RemoveStorePath(string hashPart) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         var known = GetStorePath(connection, hashPart);
         if (known is null)
@@ -157,41 +205,77 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
                 return new StorePathRemoval(known, FreedNar: null);
             }
         }
-        using (var free = Command(connection,
-            """
-            DELETE FROM entries WHERE nar_id = $id;
-            UPDATE nars SET tree = $none, blob_size = NULL, listing_missing_at = NULL WHERE id = $id;
-            """, ("$id", known.Nar.Id), ("$none", (int)NarTree.None)))
-        {
-            free.Transaction = transaction;
-            free.ExecuteNonQuery();
-        }
+        FreeNar(connection, transaction, known.Nar.Id);
         transaction.Commit();
         return new StorePathRemoval(known, known.Nar);
+    });
+
+    /// <summary>
+    /// Forgets everything stored of a NAR — its tree and its blob — but not the store paths that have it, so the
+    /// next use fetches it again (<c>lazystore verify --repair</c> of a corrupt blob; the caller deletes the file).
+    /// </summary>
+    public void ForgetNar(long narId) => Use(connection =>
+    {
+        using var transaction = connection.BeginTransaction(deferred: false);
+        FreeNar(connection, transaction, narId);
+        transaction.Commit();
+    });
+
+    private static void FreeNar(SqliteConnection connection, SqliteTransaction transaction, long narId)
+    {
+        using var free = Command(connection,
+            """
+            DELETE FROM entries WHERE nar_id = $id;
+            UPDATE nars SET tree = $none, blob_size = NULL, blob_inode = NULL, blob_ctime_ns = NULL, listing_missing_at = NULL WHERE id = $id;
+            """, ("$id", narId), ("$none", (int)NarTree.None));
+        free.Transaction = transaction;
+        free.ExecuteNonQuery();
     }
 
-    /// <summary>Registered store paths in name order with their NAR and, when the tree is known, the type of its root.</summary>
-    public IReadOnlyList<RegisteredRoot> ListRegisteredRoots()
+    /// <summary>Every NAR whose blob is stored, in NarHash order, with the base names of the store paths that have it.</summary>
+    public IReadOnlyList<(NarRecord Nar, IReadOnlyList<string> BaseNames)> ListStoredNars() => Use(connection =>
     {
-        using var connection = State.OpenConnection();
+        using var command = Command(connection,
+            """
+            SELECT n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns, p.base_name
+            FROM nars n LEFT JOIN store_paths p ON p.nar_id = n.id
+            WHERE n.blob_size IS NOT NULL ORDER BY n.nar_hash, p.base_name
+            """);
+        using var reader = command.ExecuteReader();
+        var stored = new List<(NarRecord, IReadOnlyList<string>)>();
+        List<string>? names = null;
+        while (reader.Read())
+        {
+            var nar = ReadNar(reader, 0);
+            if (stored.Count == 0 || stored[^1].Item1.Id != nar.Id)
+                stored.Add((nar, names = []));
+            if (!reader.IsDBNull(8))
+                names!.Add(reader.GetString(8));
+        }
+        return stored;
+    });
+
+    /// <summary>Store paths the mount serves — registered or pending — in name order with their NAR and, when the tree is known, the type of its root.</summary>
+    public IReadOnlyList<RegisteredRoot> ListRegisteredRoots() => Use(connection =>
+    {
         using var command = Command(connection,
             """
             SELECT p.base_name, p.nar_id, e.type FROM store_paths p
             LEFT JOIN entries e ON e.nar_id = p.nar_id AND e.id = 0
-            WHERE p.registered = 1 ORDER BY p.base_name
+            WHERE p.registered <> 0 ORDER BY p.base_name
             """);
         using var reader = command.ExecuteReader();
         var roots = new List<RegisteredRoot>();
         while (reader.Read())
             roots.Add(new RegisteredRoot(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : (NarEntryType)reader.GetInt32(2)));
         return roots;
-    }
+    });
 
     private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
     {
         using var command = Command(connection,
             """
-            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at
+            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
             FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
             """, ("$hash", hashPart));
         using var reader = command.ExecuteReader();
@@ -201,35 +285,36 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             StorePath.FromBaseName(reader.GetString(0)),
             reader.GetString(1),
             reader.GetString(2),
-            reader.GetInt64(3) != 0,
-            ReadNar(reader, 4));
+            reader.GetInt64(3) != (int)Registration.None,
+            ReadNar(reader, 4),
+            reader.GetInt64(3) == (int)Registration.Pending);
     }
 
-    public NarRecord? GetNar(string narHash)
+    public NarRecord? GetNar(string narHash) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
-        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
+        using var command = Command(connection, "SELECT id, nar_hash, nar_size, tree, blob_size, listing_missing_at, blob_inode, blob_ctime_ns FROM nars WHERE nar_hash = $hash", ("$hash", narHash));
         using var reader = command.ExecuteReader();
         return reader.Read() ? ReadNar(reader, 0) : null;
-    }
+    });
 
     private static NarRecord ReadNar(SqliteDataReader reader, int first) =>
         new(reader.GetInt64(first), reader.GetString(first + 1), reader.GetInt64(first + 2), (NarTree)reader.GetInt32(first + 3),
             reader.IsDBNull(first + 4) ? null : reader.GetInt64(first + 4),
-            reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5));
+            reader.IsDBNull(first + 5) ? null : reader.GetInt64(first + 5),
+            reader.IsDBNull(first + 4) || reader.IsDBNull(first + 6) || reader.IsDBNull(first + 7)
+                ? null
+                : new BlobStamp(reader.GetInt64(first + 6), reader.GetInt64(first + 7), reader.GetInt64(first + 4)));
 
     /// <summary>Remembers that the cache had no (usable) listing for a NAR just now.</summary>
-    public void MarkListingMissing(long narId)
+    public void MarkListingMissing(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "UPDATE nars SET listing_missing_at = $now WHERE id = $id", ("$now", Now), ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
     /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
-    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries)
+    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         using (var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", narId)))
         {
@@ -244,15 +329,14 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             update.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    });
 
     /// <summary>
     /// Records a verified blob now in <c>nars/</c> and its tree with payload offsets, in one transaction, so
     /// a reader sees either no blob or the blob with its complete index.
     /// </summary>
-    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
+    public void CommitNar(string narHash, long narSize, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries, BlobStamp stamp) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var transaction = connection.BeginTransaction(deferred: false);
         long narId;
         using (var upsert = Command(connection,
@@ -273,29 +357,28 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         using (var update = Command(connection,
             """
             UPDATE nars SET tree = $tree, blob_size = $size, downloaded_bytes = downloaded_bytes + $downloaded,
-                fetched_at = $now, last_access = $now WHERE id = $id
-            """, ("$tree", (int)NarTree.Nar), ("$size", narSize), ("$downloaded", downloadedBytes), ("$now", Now), ("$id", narId)))
+                fetched_at = $now, last_access = $now, blob_inode = $inode, blob_ctime_ns = $ctime WHERE id = $id
+            """, ("$tree", (int)NarTree.Nar), ("$size", narSize), ("$downloaded", downloadedBytes), ("$now", Now), ("$id", narId),
+            ("$inode", stamp.Inode), ("$ctime", stamp.ChangeTimeNs)))
         {
             update.Transaction = transaction;
             update.ExecuteNonQuery();
         }
         transaction.Commit();
-    }
+    }, $"cannot record the verified NAR {narHash}");
 
-    /// <summary>Forgets a blob that vanished from disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
-    public void ForgetBlob(long narId)
+    /// <summary>Forgets a blob that vanished or changed on disk, keeping its tree (offsets stay valid for the same NarHash).</summary>
+    public void ForgetBlob(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
-        using var command = Command(connection, "UPDATE nars SET blob_size = NULL WHERE id = $id", ("$id", narId));
+        using var command = Command(connection, "UPDATE nars SET blob_size = NULL, blob_inode = NULL, blob_ctime_ns = NULL WHERE id = $id", ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
-    public void TouchNar(long narId)
+    public void TouchNar(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "UPDATE nars SET last_access = $now WHERE id = $id", ("$now", Now), ("$id", narId));
         command.ExecuteNonQuery();
-    }
+    });
 
     private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
     {
@@ -333,20 +416,18 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     // ---- the tree ----
 
-    public NarIndexEntry? GetEntry(long narId, int entryId)
+    public NarIndexEntry? GetEntry(long narId, int entryId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND id = $id", ("$nar", narId), ("$id", entryId));
         return ReadEntries(command).FirstOrDefault();
-    }
+    });
 
-    public NarIndexEntry? LookupEntry(long narId, int parentId, string name)
+    public NarIndexEntry? LookupEntry(long narId, int parentId, string name) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent AND name = $name",
             ("$nar", narId), ("$parent", parentId), ("$name", name));
         return ReadEntries(command).FirstOrDefault();
-    }
+    });
 
     /// <summary>Follows path components from the root without following symlinks; null when nothing is there.</summary>
     public NarIndexEntry? ResolveEntry(long narId, IReadOnlyList<string> components)
@@ -362,21 +443,19 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     }
 
     /// <summary>A directory's entries in NAR (name) order.</summary>
-    public IReadOnlyList<NarIndexEntry> ListDirectory(long narId, int directoryId)
+    public IReadOnlyList<NarIndexEntry> ListDirectory(long narId, int directoryId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar AND parent = $parent ORDER BY id",
             ("$nar", narId), ("$parent", directoryId));
         return ReadEntries(command);
-    }
+    });
 
     /// <summary>Every entry of a NAR's tree in NAR order.</summary>
-    public IReadOnlyList<NarIndexEntry> GetTree(long narId)
+    public IReadOnlyList<NarIndexEntry> GetTree(long narId) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar ORDER BY id", ("$nar", narId));
         return ReadEntries(command);
-    }
+    });
 
     private const string EntryColumns = "SELECT id, parent, name, type, executable, size, payload_offset, target FROM entries";
 
@@ -401,29 +480,26 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     // ---- failures and statistics ----
 
-    public void RecordFailure(string narHash, string cache, string reason)
+    public void RecordFailure(string narHash, string cache, string reason) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             "INSERT INTO fetch_failures (nar_hash, cache, reason, failed_at) VALUES ($hash, $cache, $reason, $now)",
             ("$hash", narHash), ("$cache", cache), ("$reason", reason), ("$now", Now));
         command.ExecuteNonQuery();
-    }
+    });
 
-    public IReadOnlyList<FetchFailureRecord> GetFailures(string narHash)
+    public IReadOnlyList<FetchFailureRecord> GetFailures(string narHash) => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection, "SELECT cache, reason, failed_at FROM fetch_failures WHERE nar_hash = $hash ORDER BY id", ("$hash", narHash));
         using var reader = command.ExecuteReader();
         var failures = new List<FetchFailureRecord>();
         while (reader.Read())
             failures.Add(new FetchFailureRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
         return failures;
-    }
+    });
 
-    public CatalogStatistics GetStatistics()
+    public CatalogStatistics GetStatistics() => Use(connection =>
     {
-        using var connection = State.OpenConnection();
         using var command = Command(connection,
             """
             SELECT
@@ -441,7 +517,31 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         reader.Read();
         return new CatalogStatistics(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
             reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8));
+    });
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on a connection of its own; every storage error of the catalog (a full disk,
+    /// an I/O error, a damaged or locked database) leaves as a <see cref="StateStorageException"/> naming
+    /// <c>index.sqlite</c> and SQLite's reason.
+    /// </summary>
+    private T Use<T>(Func<SqliteConnection, T> body, string? action = null)
+    {
+        try
+        {
+            using var connection = State.OpenConnection();
+            return body(connection);
+        }
+        catch (SqliteException e)
+        {
+            throw StateStorageException.From(State, State.DatabasePath, action, e);
+        }
     }
+
+    private void Use(Action<SqliteConnection> body, string? action = null) => Use<bool>(connection =>
+    {
+        body(connection);
+        return true;
+    }, action);
 
     private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
     {
@@ -464,12 +564,23 @@ public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
 
 public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
 
-public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize, long? ListingMissingAt = null)
+/// <param name="Stamp">The stored blob's identity at commit (<see cref="BlobStamp"/>); null when no blob is stored or it was committed before stamps were kept.</param>
+public sealed record NarRecord(long Id, string NarHash, long NarSize, NarTree Tree, long? BlobSize, long? ListingMissingAt = null, BlobStamp? Stamp = null)
 {
     public bool IsFetched => BlobSize is not null;
 }
 
-public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar);
+/// <param name="Registered">Whether the mount serves the path: registered with Nix, or pending (<see cref="PendingRegistration"/>).</param>
+/// <param name="Pending">Registered in the catalog by a run that has not heard back from Nix (yet).</param>
+public sealed record KnownStorePath(StorePath Path, string Cache, string NarInfoText, bool Registered, NarRecord Nar, bool Pending = false);
+
+/// <summary>The values of <c>store_paths.registered</c>.</summary>
+internal enum Registration
+{
+    None = 0,
+    Registered = 1,
+    Pending = 2,
+}
 
 /// <summary>A store path taken out of the catalog, and its NAR when no other path shares it (its blob, if any, is to be deleted).</summary>
 public sealed record StorePathRemoval(KnownStorePath Path, NarRecord? FreedNar);

@@ -19,12 +19,29 @@ public sealed class NarBlob : IDisposable
 
     public NarRecord Nar { get; }
 
+    /// <summary>
+    /// Opens the committed blob of <paramref name="nar"/>. Throws <see cref="FileNotFoundException"/> when it is
+    /// gone and <see cref="NarBlobChangedException"/> when the file is not the one committed (its
+    /// <see cref="BlobStamp"/> differs): a blob touched behind the catalog's back is never read from.
+    /// </summary>
     public static NarBlob Open(StateDirectory state, NarRecord nar, Nix.NixHash narHash)
     {
         if (!nar.IsFetched)
             throw new InvalidOperationException($"the NAR {nar.NarHash} is not stored");
-        var handle = File.OpenHandle(state.BlobPath(NarFetcher.BlobKey(narHash)), FileMode.Open, FileAccess.Read, FileShare.Read);
-        return new NarBlob(handle, nar);
+        var path = state.BlobPath(NarFetcher.BlobKey(narHash));
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            var stamp = BlobStamp.Read(handle);
+            if (!stamp.Matches(nar))
+                throw new NarBlobChangedException(path, nar, stamp);
+            return new NarBlob(handle, nar);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -54,3 +71,9 @@ public sealed class NarBlob : IDisposable
 
     public void Dispose() => _handle.Dispose();
 }
+
+/// <summary>A stored blob is not the file that was verified and committed: written to, replaced or never stamped.</summary>
+public sealed class NarBlobChangedException(string path, NarRecord nar, BlobStamp found)
+    : IOException(nar.Stamp is { } recorded
+        ? $"{path} changed on disk since its NAR {nar.NarHash} was verified (inode {recorded.Inode}, ctime {recorded.ChangeTimeNs} ns, {nar.NarSize} bytes at commit; now inode {found.Inode}, ctime {found.ChangeTimeNs} ns, {found.Size} bytes); it is verified again before use"
+        : $"{path} was committed before blobs were stamped; it is verified again before use");

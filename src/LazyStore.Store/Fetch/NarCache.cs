@@ -67,16 +67,16 @@ public sealed class NarCache : IDisposable
         return size;
     }
 
-    /// <summary>The record of a NAR whose blob is committed and present on disk with the right size.</summary>
+    /// <summary>The record of a NAR whose blob is committed and on disk, the very file committed (<see cref="BlobStamp"/>).</summary>
     private NarRecord? StoredBlob(string narHash)
     {
         var record = _catalog.GetNar(narHash);
         if (record is not { IsFetched: true })
             return null;
-        var blob = new FileInfo(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(narHash))));
-        if (blob.Exists && blob.Length == record.NarSize)
+        if (BlobStamp.Read(_catalog.State.BlobPath(NarFetcher.BlobKey(NixHash.Parse(narHash)))) is { } stamp && stamp.Matches(record))
             return record;
-        // Someone removed or damaged the blob behind the index's back: forget it and fetch again.
+        // Someone removed, replaced or wrote to the blob behind the index's back: forget it; a blob still
+        // there is hashed again before it is indexed anew (TryAdoptBlob), else the NAR is fetched again.
         _catalog.ForgetBlob(record.Id);
         return null;
     }
@@ -100,7 +100,7 @@ public sealed class NarCache : IDisposable
                 {
                     var result = await NarFetcher.FetchAsync(info, cache, _catalog.State,
                         n => Interlocked.Add(ref _bytesDownloaded, n), _shutdown.Token).ConfigureAwait(false);
-                    _catalog.CommitNar(key, (long)info.NarSize, result.DownloadedBytes, result.Entries);
+                    Commit(info, result.DownloadedBytes, result.Entries);
                     Interlocked.Increment(ref _narsFetched);
                     return _catalog.GetNar(key)!;
                 }
@@ -164,12 +164,47 @@ public sealed class NarCache : IDisposable
             hashing.Drain();
             if (hashing.FinishHash() != info.NarHash)
                 return null;
-            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, 0, entries);
+            Commit(info, 0, entries);
             return _catalog.GetNar(info.NarHash.ToString());
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is (IOException and not StateStorageException) or UnauthorizedAccessException or InvalidDataException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Records a verified blob that is in <c>nars/</c>. When the catalog cannot take it (a full disk, a failing
+    /// database) the blob is deleted before the error goes on, so nothing is left that the catalog does not know.
+    /// </summary>
+    private void Commit(NarInfo info, long downloadedBytes, IReadOnlyList<NarIndexEntry> entries)
+    {
+        var blob = _catalog.State.BlobPath(NarFetcher.BlobKey(info.NarHash));
+        try
+        {
+            var stamp = BlobStamp.Read(blob)
+                ?? throw new StateStorageException($"state directory {_catalog.State.Path}: {Path.GetRelativePath(_catalog.State.Path, blob)}: the verified NAR vanished before it was recorded");
+            _catalog.CommitNar(info.NarHash.ToString(), (long)info.NarSize, downloadedBytes, entries, stamp);
+        }
+        catch (StateStorageException)
+        {
+            if (!CommittedElsewhere(info.NarHash))
+                StateDirectory.TryDelete(blob);
+            throw;
+        }
+    }
+
+    /// <summary>Whether another process sharing the state directory committed the NAR meanwhile, so that its row needs the blob.</summary>
+    private bool CommittedElsewhere(NixHash narHash)
+    {
+        try
+        {
+            return _catalog.GetNar(narHash.ToString()) is { IsFetched: true };
+        }
+        catch (StateStorageException)
+        {
+            // The catalog cannot even be read: no row can be relying on the blob through it now.
+            return false;
         }
     }
 

@@ -15,8 +15,6 @@ namespace LazyStore.Store.Fetch;
 /// </summary>
 internal static class NarFetcher
 {
-    private const int CopyBufferSize = 1 << 20;
-
     public sealed record Result(IReadOnlyList<NarIndexEntry> Entries, long DownloadedBytes);
 
     public static async Task<Result> FetchAsync(NarInfo info, BinaryCache cache, StateDirectory state, Action<long>? onDownloaded, CancellationToken cancellationToken)
@@ -40,13 +38,20 @@ internal static class NarFetcher
         var temporary = state.NewTemporaryPath();
         try
         {
-            var result = await Task.Factory.StartNew(() => Transfer(info, method, response.Body, temporary, onDownloaded, url, cancellationToken),
+            var result = await Task.Factory.StartNew(() => Transfer(info, method, response.Body, state, temporary, onDownloaded, url, cancellationToken),
                 cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
             var blob = state.BlobPath(BlobKey(info.NarHash));
-            File.Move(temporary, blob, overwrite: true);
+            try
+            {
+                File.Move(temporary, blob, overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw StateStorageException.From(state, blob, "cannot store the verified NAR", e);
+            }
             return result;
         }
-        catch (Exception e) when (e is not NarFetchException and not OperationCanceledException)
+        catch (Exception e) when (e is not NarFetchException and not OperationCanceledException and not StateStorageException)
         {
             throw new NarFetchException(url, Describe(e), e);
         }
@@ -59,10 +64,10 @@ internal static class NarFetcher
     /// <summary>The name of a NAR's blob in <c>nars/</c>: the NarHash digest in nix32.</summary>
     public static string BlobKey(NixHash narHash) => NixHash.GetName(narHash.Algorithm) + "-" + narHash.ToNix32();
 
-    private static Result Transfer(NarInfo info, CompressionMethod method, Stream body, string temporary, Action<long>? onDownloaded,
+    private static Result Transfer(NarInfo info, CompressionMethod method, Stream body, StateDirectory state, string temporary, Action<long>? onDownloaded,
         Uri url, CancellationToken cancellationToken)
     {
-        using var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, CopyBufferSize);
+        using var file = new TemporaryBlob(state, temporary);
         var fileSizeLimit = info.FileSize is { } fs ? (long)fs : long.MaxValue;
         using var compressed = new HashingReadStream(new ProgressStream(body, onDownloaded, cancellationToken),
             info.FileHash?.Algorithm, limit: fileSizeLimit, what: "FileSize mismatch: the compressed NAR file");
@@ -94,7 +99,7 @@ internal static class NarFetcher
             throw new NarFetchException(url, $"NarHash mismatch: the narinfo says {info.NarHash}, the NAR hashes to {narHash}");
 
         // The blob must be on disk before the index says it is, or a crash could leave an indexed blob of zeros.
-        file.Flush(flushToDisk: true);
+        file.FlushToDisk();
         return new Result(entries, compressed.BytesRead);
     }
 
@@ -123,6 +128,90 @@ internal static class NarFetcher
         BinaryCacheException b => b.Reason,
         _ => e.Message,
     };
+
+    /// <summary>
+    /// The temporary file a download is written to. Unbuffered, so a write that fails (no space left on
+    /// device) fails where it happens rather than later in a flush; its failures are the state directory's,
+    /// never the cache's, so they leave as <see cref="StateStorageException"/> and no other cache is tried.
+    /// </summary>
+    private sealed class TemporaryBlob : Stream
+    {
+        private const string Action = "cannot write the NAR being downloaded";
+
+        private readonly StateDirectory _state;
+        private readonly string _path;
+        private readonly FileStream _file;
+
+        public TemporaryBlob(StateDirectory state, string path)
+        {
+            _state = state;
+            _path = path;
+            _file = Guard(() => new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0));
+        }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => _file.Length;
+
+        public override long Position
+        {
+            get => _file.Position;
+            set => throw new NotSupportedException();
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            try
+            {
+                _file.Write(buffer);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw StateStorageException.From(_state, _path, Action, e);
+            }
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Flush() => Guard(() => _file.Flush());
+
+        public void FlushToDisk() => Guard(() => _file.Flush(flushToDisk: true));
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                _file.Dispose();
+            base.Dispose(disposing);
+        }
+
+        private void Guard(Action action) => Guard(() =>
+        {
+            action();
+            return true;
+        });
+
+        private T Guard<T>(Func<T> action)
+        {
+            try
+            {
+                return action();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw StateStorageException.From(_state, _path, Action, e);
+            }
+        }
+    }
 
     /// <summary>Reports downloaded bytes as they arrive and stops at cancellation between reads.</summary>
     private sealed class ProgressStream(Stream inner, Action<long>? onRead, CancellationToken cancellationToken) : ReadOnlyStream

@@ -139,9 +139,11 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         {
             return (tree, OpenBlob(tree));
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or NarBlobChangedException)
         {
-            // Removed behind the index's back: the NAR cache notices the missing blob and fetches it again.
+            // Removed or changed behind the index's back: the NAR cache notices, hashes a changed blob again and
+            // indexes it if it is still the NAR, else fetches the NAR again.
+            log.Error($"{tree.Path.Path.BaseName}: {e.Message}");
             _trees.TryRemove(tree.Path.Path.HashPart, out _);
             tree = await FetchTreeAsync(tree.Path, cancellationToken).ConfigureAwait(false);
             return (tree, OpenBlob(tree));
@@ -155,7 +157,8 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         if (!_touched.TryGetValue(tree.Nar.NarHash, out var last) || now - last > 60_000)
         {
             _touched[tree.Nar.NarHash] = now;
-            Catalog.TouchNar(tree.Nar.Id);
+            if (!engine.TryTouchNar(tree.Nar, out var failure))
+                log.Error($"{tree.Path.Path.BaseName}: last access not recorded, reading on: {failure}");
         }
         return NarBlob.Open(Catalog.State, tree.Nar, NixHash.Parse(tree.Nar.NarHash));
     }

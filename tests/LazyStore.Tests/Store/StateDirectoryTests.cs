@@ -31,13 +31,15 @@ public class StateDirectoryTests(OwnCaches caches) : IClassFixture<OwnCaches>
         var state = StateDirectory.Open(dir.Sub("state"));
         new StoreCatalog(state).PutNarInfoLookup("file:///c", "x", "kept");
         using (var connection = state.OpenConnection())
-            Scalar(connection, "ALTER TABLE nars DROP COLUMN listing_missing_at; PRAGMA user_version = 1;");
+            Scalar(connection, "ALTER TABLE nars DROP COLUMN listing_missing_at; ALTER TABLE nars DROP COLUMN blob_inode; ALTER TABLE nars DROP COLUMN blob_ctime_ns; "
+                + "ALTER TABLE store_paths DROP COLUMN pending_owner; ALTER TABLE store_paths DROP COLUMN pending_store; PRAGMA user_version = 1;");
         SqliteConnection.ClearAllPools();
         var migrated = StateDirectory.Open(dir.Sub("state"));
         using (var connection = migrated.OpenConnection())
         {
-            Assert.Equal("2", Scalar(connection, "PRAGMA user_version"));
-            Assert.Equal("1", Scalar(connection, "SELECT count(*) FROM pragma_table_info('nars') WHERE name = 'listing_missing_at'"));
+            Assert.Equal(CatalogSchema.CurrentVersion.ToString(CultureInfo.InvariantCulture), Scalar(connection, "PRAGMA user_version"));
+            Assert.Equal("3", Scalar(connection, "SELECT count(*) FROM pragma_table_info('nars') WHERE name IN ('listing_missing_at', 'blob_inode', 'blob_ctime_ns')"));
+            Assert.Equal("2", Scalar(connection, "SELECT count(*) FROM pragma_table_info('store_paths') WHERE name IN ('pending_owner', 'pending_store')"));
         }
         Assert.Equal("kept", new StoreCatalog(migrated).GetNarInfoLookup("file:///c", "x")!.NarInfo);
     }

@@ -17,7 +17,10 @@ public static partial class CliProcess
         ExternalTool.Run(Dotnet, new[] { AssemblyPath }.Concat(args), stdin: stdin, stdoutFile: stdoutFile);
 
     /// <summary>Starts <c>lazystore</c> with standard output and error redirected, for a test that talks to it while it runs.</summary>
-    public static Process Start(IEnumerable<string> args)
+    public static Process Start(IEnumerable<string> args) => Start(args, new Dictionary<string, string?>());
+
+    /// <summary>Starts <c>lazystore</c> as <see cref="Start(IEnumerable{string})"/> does, with variables of its environment set or replaced.</summary>
+    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment)
     {
         var start = new ProcessStartInfo(Dotnet)
         {
@@ -28,6 +31,8 @@ public static partial class CliProcess
         start.ArgumentList.Add(AssemblyPath);
         foreach (var argument in args)
             start.ArgumentList.Add(argument);
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
         return Process.Start(start) ?? throw new InvalidOperationException("could not start lazystore");
     }
 
