@@ -256,7 +256,7 @@ internal sealed partial class StoreFileSystem
         {
             return new(ReadSized(buffer => Posix.GetExtendedAttribute(node.ProcPath, name, buffer, follow: true)));
         }
-        catch (PosixException e) when (e.Errno == Errno.ENODATA)
+        catch (PosixException e) when (e.Errno == Errno.ENODATA || (e.Errno == Errno.EOPNOTSUPP && IsAclName(name)))
         {
             return new((byte[]?)null);
         }
@@ -265,6 +265,13 @@ internal sealed partial class StoreFileSystem
             throw Fail(e);
         }
     }
+
+    /// <summary>
+    /// The POSIX ACLs' extended attributes. The kernel asks for them on permission checks (FUSE_POSIX_ACL);
+    /// a file system without ACLs (ramfs, ZFS with acltype=off) answers EOPNOTSUPP, which the kernel would
+    /// return from the check itself, failing every access, where it means "no ACL": the mode bits decide.
+    /// </summary>
+    private static bool IsAclName(string name) => name is "system.posix_acl_access" or "system.posix_acl_default";
 
     public ValueTask<IReadOnlyList<string>> ListExtendedAttributesAsync(FuseRequestContext context, ulong nodeId)
     {

@@ -1,4 +1,5 @@
 using System.Text;
+using LazyStore.Fuse.Interop;
 using LazyStore.Nix.Interop;
 using LazyStore.Store.Mount;
 using LazyStore.Tests.Support;
@@ -16,6 +17,8 @@ public sealed partial class PermissionTests(MountCaches caches)
     private const uint UserId = 61234;
     private const uint UserGroup = 61234;
     private const uint SharedGroup = 61235;
+    private const uint OtherUser = 61236;
+    private const uint OtherGroup = 61236;
     private const int OTruncate = 0x200;
 
     /// <summary>A user with no account, in its own group and in <see cref="SharedGroup"/>.</summary>
@@ -59,6 +62,33 @@ public sealed partial class PermissionTests(MountCaches caches)
             ],
             plain.Take(6));
         Assert.Contains($"work/acl-dir/made Regular 644 {UserId}:{UserGroup}", plain);
+        Assert.Equal(plain, mounted);
+    }
+
+    [RootFuseFact("setfacl", "getfacl")]
+    public async Task An_acl_a_user_sets_through_the_mount_changes_the_mode_as_on_the_plain_directory()
+    {
+        var (plain, mounted) = await CompareAsync(
+            work =>
+            {
+                // The user's own files: one in a group the user is not in, with the setgid bit.
+                Write(Path.Combine(work, "foreign-group"), "", SetGid | 0b111_111_000);
+                Posix.ChownAt(Posix.AtFdCwd, Path.Combine(work, "foreign-group"), UserId, OtherGroup, 0);
+                Posix.ChmodAt(Posix.AtFdCwd, Path.Combine(work, "foreign-group"), SetGid | 0b111_111_000);
+                Write(Path.Combine(work, "own-group"), "", 0b110_100_100);
+                Posix.ChownAt(Posix.AtFdCwd, Path.Combine(work, "own-group"), UserId, UserGroup, 0);
+            },
+            umask: 0b000_010_010,
+            work =>
+            [
+                // setfacl runs in a process forked by the user's thread, so as the user.
+                "setfacl foreign-group: " + UserSetAcl(Path.Combine(work, "foreign-group"), $"u:{OtherUser}:rw-"),
+                "setfacl own-group: " + UserSetAcl(Path.Combine(work, "own-group"), $"u:{OtherUser}:rwx,m::rw-"),
+            ]);
+
+        // Setting an access ACL clears the setgid bit of someone outside the file's group (posix_acl_update_mode).
+        Assert.Contains(plain, line => line.StartsWith($"work/foreign-group Regular 770 {UserId}:{OtherGroup} ", StringComparison.Ordinal));
+        Assert.Contains(plain, line => line.StartsWith($"work/own-group Regular 664 {UserId}:{UserGroup} ", StringComparison.Ordinal));
         Assert.Equal(plain, mounted);
     }
 
@@ -162,28 +192,69 @@ public sealed partial class PermissionTests(MountCaches caches)
         Assert.Equal(plain, mounted);
     }
 
+    [RootFuseFact("mount")]
+    public async Task Over_a_lower_file_system_without_acls_the_mode_bits_decide_for_a_user_as_on_the_plain_directory()
+    {
+        var (plain, mounted) = await CompareAsync(
+            work =>
+            {
+                Write(Path.Combine(work, "readable"), "readable\n", 0b110_100_100);
+                Write(Path.Combine(work, "private"), "private\n", 0b110_000_000);
+                Posix.MakeDirectoryAt(Posix.AtFdCwd, Path.Combine(work, "open"), 0b111_111_111);
+                Posix.ChmodAt(Posix.AtFdCwd, Path.Combine(work, "open"), 0b111_111_111);
+            },
+            umask: 0b000_010_010,
+            work =>
+            [
+                "read readable: " + ReadAs(Path.Combine(work, "readable")),
+                "read private: " + ReadAs(Path.Combine(work, "private")),
+                "create in open: " + CreateAs(Path.Combine(work, "open", "file"), 0b110_110_110),
+            ],
+            // ramfs keeps no extended attributes: asked for an ACL it answers EOPNOTSUPP rather than "none".
+            onRamfs: true);
+
+        Assert.Equal(["read readable: readable\n", "read private: errno 13", "create in open: ok"], plain.Take(3));
+        Assert.Equal(plain, mounted);
+    }
+
     private const uint FifoMode = 0x1000;
     private const uint SetGid = 0x400;
 
     /// <summary>
     /// Prepares <c>work</c> as root, runs <paramref name="asUser"/> as <see cref="User"/> with
     /// <paramref name="umask"/>, and describes the outcome (what the user saw, then every entry of
-    /// <c>work</c> as root sees it): once on a plain directory, once through a mount of another.
+    /// <c>work</c> as root sees it): once on a plain directory, once through a mount of another (both
+    /// on the same file system, a ramfs of the test's own with <paramref name="onRamfs"/>).
     /// </summary>
-    private async Task<(List<string> Plain, List<string> Mounted)> CompareAsync(Action<string> prepare, uint umask, Func<string, List<string>> asUser)
+    private async Task<(List<string> Plain, List<string> Mounted)> CompareAsync(Action<string> prepare, uint umask, Func<string, List<string>> asUser, bool onRamfs = false)
     {
         using var mount = new StoreMountHarness(caches.OwnCacheDir, [caches.Key.PublicKey]);
         // The harness's directories are private to root; the user must reach them.
         Posix.ChmodAt(Posix.AtFdCwd, Path.GetDirectoryName(mount.LowerDirectory)!, 0b111_101_101);
-        var plain = Run(mount.Scratch("plain"));
-        mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, AllowOther = true });
+        var ramfs = onRamfs ? mount.Scratch("ramfs") : null;
+        if (ramfs is not null)
+            ExternalTool.Run(RequiredTools.Require("mount"), ["-t", "ramfs", "-o", "mode=755", "lazystore-test", ramfs]).EnsureSuccess($"mount -t ramfs at {ramfs}");
         try
         {
-            return (plain, Run(mount.MountPoint));
+            var plainDirectory = ramfs is null ? mount.Scratch("plain") : Path.Combine(ramfs, "plain");
+            var lower = ramfs is null ? mount.LowerDirectory : Path.Combine(ramfs, "lower");
+            Directory.CreateDirectory(plainDirectory);
+            Directory.CreateDirectory(lower);
+            var plain = Run(plainDirectory);
+            mount.Mount(new StoreMountOptions { LowerDirectory = lower, AllowOther = true });
+            try
+            {
+                return (plain, Run(mount.MountPoint));
+            }
+            finally
+            {
+                await mount.UnmountAsync();
+            }
         }
         finally
         {
-            await mount.UnmountAsync();
+            if (ramfs is not null)
+                Libc.umount2(ramfs, Libc.MntDetach);
         }
 
         List<string> Run(string root)
@@ -229,6 +300,12 @@ public sealed partial class PermissionTests(MountCaches caches)
     {
         string[] args = option is null ? ["-m", entries, path] : [option, "-m", entries, path];
         ExternalTool.Run(RequiredTools.Require("setfacl"), args).EnsureSuccess($"setfacl {string.Join(' ', args)}");
+    }
+
+    private static string UserSetAcl(string path, string entries)
+    {
+        var result = ExternalTool.Run(RequiredTools.Require("setfacl"), ["-m", entries, path]);
+        return result.ExitCode == 0 ? "ok" : result.Stderr.Trim();
     }
 
     private static void Write(string path, string text, uint mode)
