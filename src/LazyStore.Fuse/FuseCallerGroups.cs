@@ -18,11 +18,16 @@ public static class FuseCallerGroups
     {
         if (context.ProcessId <= 0)
             return null;
-        var pid = context.ProcessId.ToString(CultureInfo.InvariantCulture);
-        string[] lines;
+        // The status file is about 1.5 KiB: read at one go into the stack, parsed as bytes (every change a caller
+        // other than the mount's own user makes costs one read). A long Groups line needs more room.
+        Span<byte> buffer = stackalloc byte[4096];
+        var path = string.Create(CultureInfo.InvariantCulture, $"/proc/{context.ProcessId}/task/{context.ProcessId}/status");
         try
         {
-            lines = File.ReadAllLines($"/proc/{pid}/task/{pid}/status");
+            using (var file = File.OpenHandle(path))
+                buffer = buffer[..RandomAccess.Read(file, buffer, 0)];
+            if (buffer.Length == 4096)
+                buffer = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -31,23 +36,36 @@ public static class FuseCallerGroups
         }
         uint[]? groups = null;
         bool sameUser = false, sameGroup = false;
-        foreach (var line in lines)
+        foreach (var range in buffer.Split((byte)'\n'))
         {
+            var line = buffer[range];
             // "Uid:" and "Gid:" list the real, effective, saved and file-system ids (proc(5)).
-            if (line.StartsWith("Uid:", StringComparison.Ordinal))
+            if (line.StartsWith("Uid:"u8))
                 sameUser = FileSystemId(line) == context.UserId;
-            else if (line.StartsWith("Gid:", StringComparison.Ordinal))
+            else if (line.StartsWith("Gid:"u8))
                 sameGroup = FileSystemId(line) == context.GroupId;
-            else if (line.StartsWith("Groups:", StringComparison.Ordinal))
-                groups = Ids(line).ToArray();
+            else if (line.StartsWith("Groups:"u8))
+                groups = Ids(line);
         }
         return sameUser && sameGroup ? groups : null;
     }
 
-    private static uint? FileSystemId(string line) => Ids(line).Skip(3).Select(id => (uint?)id).FirstOrDefault();
+    private static uint? FileSystemId(ReadOnlySpan<byte> line)
+    {
+        var ids = Ids(line);
+        return ids.Length == 4 ? ids[3] : null;
+    }
 
-    private static IEnumerable<uint> Ids(string line) =>
-        line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..]
-            .Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)
-            .Select(id => uint.Parse(id, NumberStyles.None, CultureInfo.InvariantCulture));
+    private static uint[] Ids(ReadOnlySpan<byte> line)
+    {
+        line = line[(line.IndexOf((byte)':') + 1)..];
+        var ids = new List<uint>();
+        foreach (var range in line.SplitAny(" \t"u8))
+        {
+            var field = line[range];
+            if (!field.IsEmpty)
+                ids.Add(uint.Parse(field, NumberStyles.None, CultureInfo.InvariantCulture));
+        }
+        return ids.ToArray();
+    }
 }
