@@ -10,6 +10,14 @@ namespace LazyStore.Store.Mount;
 /// Nix's own calls would on a plain store directory. A lazy path can only be deleted (what Nix's
 /// deletePath does: make directories writable, unlink, rmdir); any other change to it is EROFS.
 /// </summary>
+/// <remarks>
+/// Entries are created, linked, renamed and removed, and extended attributes (ACLs among them) set, with
+/// the caller's credentials (<see cref="CallerCredentials"/>), so the lower file system decides as for
+/// the caller: owner and group of what is new, setgid directories, default ACLs, the umask, whiteouts.
+/// Attribute changes (chmod, chown, truncate, utimens) keep the mount's own: the kernel has checked them
+/// against the caller already (default_permissions), and some it makes on its own behalf, which the
+/// caller could not (clearing setuid and setgid bits after a write by someone other than the owner).
+/// </remarks>
 internal sealed partial class StoreFileSystem
 {
     public ValueTask<FuseAttributeResult> SetAttributesAsync(FuseRequestContext context, ulong nodeId, FuseSetAttributes changes)
@@ -64,23 +72,25 @@ internal sealed partial class StoreFileSystem
     };
 
     public ValueTask<FuseEntry> MakeNodeAsync(FuseRequestContext context, ulong parent, string name, uint mode, uint deviceNumber) =>
-        Create(context, parent, name, directory => Posix.MakeNodeAt(directory.Fd, name, mode, deviceNumber));
+        Create(context, parent, name, withUmask: true, directory => Posix.MakeNodeAt(directory.Fd, name, mode, deviceNumber));
 
     public ValueTask<FuseEntry> MakeDirectoryAsync(FuseRequestContext context, ulong parent, string name, uint mode) =>
-        Create(context, parent, name, directory => Posix.MakeDirectoryAt(directory.Fd, name, mode));
+        Create(context, parent, name, withUmask: true, directory => Posix.MakeDirectoryAt(directory.Fd, name, mode));
 
+    // A symlink's mode is always 0777: no umask.
     public ValueTask<FuseEntry> SymlinkAsync(FuseRequestContext context, string target, ulong parent, string name) =>
-        Create(context, parent, name, directory => Posix.SymlinkAt(target, directory.Fd, name));
+        Create(context, parent, name, withUmask: false, directory => Posix.SymlinkAt(target, directory.Fd, name));
 
     public ValueTask<FuseCreateResult> CreateAsync(FuseRequestContext context, ulong parent, string name, uint mode, int flags)
     {
         var directory = WritableNode(parent);
         try
         {
-            var descriptor = Posix.OpenAt(directory.Fd, name, (flags | Posix.OCreate) & ~Posix.ONoFollow, mode);
+            SafeFileDescriptor descriptor;
+            using (CallerCredentials.Assume(context, umask: true))
+                descriptor = Posix.OpenAt(directory.Fd, name, (flags | Posix.OCreate) & ~Posix.ONoFollow, mode);
             try
             {
-                AdoptOwner(context, directory, name);
                 var entry = LookupLowerCreated(directory, name);
                 return new(new FuseCreateResult(entry, new FuseOpenResult { FileHandle = AddHandle(new LowerFile(descriptor)) }));
             }
@@ -96,13 +106,13 @@ internal sealed partial class StoreFileSystem
         }
     }
 
-    private ValueTask<FuseEntry> Create(FuseRequestContext context, ulong parent, string name, Action<LowerNode> create)
+    private ValueTask<FuseEntry> Create(FuseRequestContext context, ulong parent, string name, bool withUmask, Action<LowerNode> create)
     {
         var directory = WritableNode(parent);
         try
         {
-            create(directory);
-            AdoptOwner(context, directory, name);
+            using (CallerCredentials.Assume(context, withUmask))
+                create(directory);
             return new(LookupLowerCreated(directory, name));
         }
         catch (PosixException e)
@@ -111,21 +121,11 @@ internal sealed partial class StoreFileSystem
         }
     }
 
-    /// <summary>
-    /// Gives a new file to the user who asked for it, as a kernel filesystem would; this process (root)
-    /// created it. Unprivileged, the file is the caller's anyway (the mount is then the caller's own).
-    /// </summary>
-    private static void AdoptOwner(FuseRequestContext context, LowerNode directory, string name)
-    {
-        if (Environment.IsPrivilegedProcess && (context.UserId != 0 || context.GroupId != 0))
-            Posix.ChownAt(directory.Fd, name, context.UserId, context.GroupId, Posix.AtSymlinkNoFollow);
-    }
+    public ValueTask UnlinkAsync(FuseRequestContext context, ulong parent, string name) => Remove(context, parent, name, directory: false);
 
-    public ValueTask UnlinkAsync(FuseRequestContext context, ulong parent, string name) => Remove(parent, name, directory: false);
+    public ValueTask RemoveDirectoryAsync(FuseRequestContext context, ulong parent, string name) => Remove(context, parent, name, directory: true);
 
-    public ValueTask RemoveDirectoryAsync(FuseRequestContext context, ulong parent, string name) => Remove(parent, name, directory: true);
-
-    private ValueTask Remove(ulong parent, string name, bool directory)
+    private ValueTask Remove(FuseRequestContext context, ulong parent, string name, bool directory)
     {
         switch (Node(parent))
         {
@@ -139,7 +139,8 @@ internal sealed partial class StoreFileSystem
             case LowerNode lower:
                 try
                 {
-                    Posix.UnlinkAt(lower.Fd, name, directory);
+                    using (CallerCredentials.Assume(context))
+                        Posix.UnlinkAt(lower.Fd, name, directory);
                     return ValueTask.CompletedTask;
                 }
                 catch (PosixException e) when (e.Errno == Errno.ENOENT && lower == _nodes.Root)
@@ -191,7 +192,9 @@ internal sealed partial class StoreFileSystem
         var to = WritableNode(newParent);
         try
         {
-            Posix.RenameAt(from.Fd, name, to.Fd, newName, (uint)flags);
+            // RENAME_WHITEOUT leaves a whiteout owned by whoever renames.
+            using (CallerCredentials.Assume(context))
+                Posix.RenameAt(from.Fd, name, to.Fd, newName, (uint)flags);
             return ValueTask.CompletedTask;
         }
         catch (PosixException e) when (e.Errno == Errno.ENOENT)
@@ -215,7 +218,8 @@ internal sealed partial class StoreFileSystem
             throw new FuseException(Errno.EPERM);
         try
         {
-            Posix.LinkAt(Posix.AtFdCwd, source.ProcPath, directory.Fd, newName, AtSymlinkFollow);
+            using (CallerCredentials.Assume(context))
+                Posix.LinkAt(Posix.AtFdCwd, source.ProcPath, directory.Fd, newName, AtSymlinkFollow);
             return new(LookupLowerCreated(directory, newName));
         }
         catch (PosixException e)
@@ -252,7 +256,7 @@ internal sealed partial class StoreFileSystem
         {
             return new(ReadSized(buffer => Posix.GetExtendedAttribute(node.ProcPath, name, buffer, follow: true)));
         }
-        catch (PosixException e) when (e.Errno == Errno.ENODATA)
+        catch (PosixException e) when (e.Errno == Errno.ENODATA || (e.Errno == Errno.EOPNOTSUPP && IsAclName(name)))
         {
             return new((byte[]?)null);
         }
@@ -261,6 +265,13 @@ internal sealed partial class StoreFileSystem
             throw Fail(e);
         }
     }
+
+    /// <summary>
+    /// The POSIX ACLs' extended attributes. The kernel asks for them on permission checks (FUSE_POSIX_ACL);
+    /// a file system without ACLs (ramfs, ZFS with acltype=off) answers EOPNOTSUPP, which the kernel would
+    /// return from the check itself, failing every access, where it means "no ACL": the mode bits decide.
+    /// </summary>
+    private static bool IsAclName(string name) => name is "system.posix_acl_access" or "system.posix_acl_default";
 
     public ValueTask<IReadOnlyList<string>> ListExtendedAttributesAsync(FuseRequestContext context, ulong nodeId)
     {
@@ -303,7 +314,9 @@ internal sealed partial class StoreFileSystem
             throw new FuseException(Errno.EOPNOTSUPP);
         try
         {
-            Posix.SetExtendedAttribute(node.ProcPath, name, value.Span, flags, follow: true);
+            // As the caller: setting an access ACL clears the setgid bit unless the caller is in the file's group.
+            using (CallerCredentials.Assume(context))
+                Posix.SetExtendedAttribute(node.ProcPath, name, value.Span, flags, follow: true);
             return ValueTask.CompletedTask;
         }
         catch (PosixException e)
@@ -319,7 +332,8 @@ internal sealed partial class StoreFileSystem
             throw new FuseException(Errno.EOPNOTSUPP);
         try
         {
-            Posix.RemoveExtendedAttribute(node.ProcPath, name, follow: true);
+            using (CallerCredentials.Assume(context))
+                Posix.RemoveExtendedAttribute(node.ProcPath, name, follow: true);
             return ValueTask.CompletedTask;
         }
         catch (PosixException e)

@@ -71,6 +71,11 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         // two per directory). Lazy listings never change, so the kernel keeps them; lower ones can
         // change behind its back (the root's registered paths among them), so they are uncacheable.
         connection.TryEnable(FuseCapabilities.NoOpendirSupport);
+        // With default_permissions alone the kernel checks mode bits only; with POSIX ACLs it reads each
+        // inode's ACL through getxattr and enforces it, as for a plain directory. It then also leaves the
+        // umask to the file system (DONT_MASK): the lower one applies the caller's (CallerCredentials), or
+        // ignores it under a default ACL.
+        connection.TryEnable(FuseCapabilities.PosixAcl | FuseCapabilities.DontMask);
     }
 
     // ---- names and attributes ----

@@ -30,3 +30,17 @@ public static class FuseAvailability
             ? $"{reason} (Debian: fuse3 libfuse3-3; under CI=true this test never skips)"
             : null;
 }
+
+/// <summary>
+/// A FUSE test that acts as other users (<see cref="TestUser"/>), which only root can. Outside CI it is
+/// skipped with a reason when not root, or when FUSE or one of <paramref name="tools"/> is missing; under
+/// <c>CI=true</c> it always runs.
+/// </summary>
+public sealed class RootFuseFactAttribute : FactAttribute
+{
+    public RootFuseFactAttribute(params string[] tools)
+    {
+        Skip = FuseAvailability.SkipReason ?? RequiredTools.SkipReason(tools)
+            ?? (!Environment.IsPrivilegedProcess && !TestEnvironment.InCi ? "acts as other users, which needs root (under CI=true this test never skips)" : null);
+    }
+}

@@ -13,6 +13,7 @@ public static unsafe partial class Syscalls
     public const int OCreat = 0x40;
     public const int RenameNoReplace = 1;
     public const int RenameExchange = 2;
+    public const int RenameWhiteout = 4;
     private const int AtFdCwd = -100;
 
     /// <summary>open(2) then close(2): 0, or the errno open failed with.</summary>
@@ -68,6 +69,45 @@ public static unsafe partial class Syscalls
 
     public static int RemoveXattrErrno(string path, string name) =>
         removexattr(path, name) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>
+    /// Makes the calling thread, and only it, the user <paramref name="uid"/> in <paramref name="gid"/> with
+    /// <paramref name="groups"/> and <paramref name="umask"/>, for good: real, effective, saved and file-system ids
+    /// all change, so every capability is gone. The raw system calls change one thread's credentials (glibc's
+    /// wrappers would change every thread's), and unshare(CLONE_FS) gives the thread a umask of its own.
+    /// </summary>
+    public static void BecomeUser(uint uid, uint gid, uint[] groups, uint umask)
+    {
+        var (setgroups, setresgid, setresuid) = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => (116L, 119L, 117L),
+            Architecture.Arm64 => (159L, 149L, 147L),
+            var other => throw new PlatformNotSupportedException($"no system call numbers for {other}"),
+        };
+        if (unshare(CloneFs) != 0)
+            throw new IOException($"unshare(CLONE_FS) failed: errno {Marshal.GetLastPInvokeError()}");
+        umask_(umask);
+        fixed (uint* list = groups)
+        {
+            if (syscall(setgroups, groups.Length, (nint)list, 0) != 0)
+                throw new IOException($"setgroups failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        if (syscall(setresgid, (nint)gid, (nint)gid, (nint)gid) != 0)
+            throw new IOException($"setresgid({gid}) failed: errno {Marshal.GetLastPInvokeError()}");
+        if (syscall(setresuid, (nint)uid, (nint)uid, (nint)uid) != 0)
+            throw new IOException($"setresuid({uid}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    private const int CloneFs = 0x200;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, nint first, nint second, nint third);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unshare(int flags);
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint umask_(uint mask);
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int open(string path, int flags, int mode);

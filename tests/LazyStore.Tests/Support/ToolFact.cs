@@ -28,7 +28,7 @@ public static class RequiredTools
         var missing = tools.Where(t => ExternalTool.Find(t) is null).ToList();
         if (missing.Count == 0 || TestEnvironment.InCi)
             return null;
-        return $"not on PATH: {string.Join(", ", missing)} (Debian: xz-utils zstd bzip2 brotli gzip; under CI=true this test never skips)";
+        return $"not on PATH: {string.Join(", ", missing)} (Debian: xz-utils zstd bzip2 brotli gzip acl; under CI=true this test never skips)";
     }
 
     /// <summary>The tool's full path; throws with a clear message when it is missing (CI=true runs without skipping).</summary>
