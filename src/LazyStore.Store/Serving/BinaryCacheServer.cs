@@ -227,6 +227,10 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
                     await SendFileBodyAsync(stream, file, Math.Min(stall.AfterBodyBytes, length), record, stopping).ConfigureAwait(false);
                     await WaitForClientToCloseAsync(stream, stopping).ConfigureAwait(false);
                     return false;
+                case ServerFault.Trickle trickle:
+                    await SendHeadAsync(stream, record, 200, length, ContentType(parsed.Path), keepAlive, stopping).ConfigureAwait(false);
+                    await TrickleFileBodyAsync(stream, file, length, trickle, record, stopping).ConfigureAwait(false);
+                    return keepAlive;
                 case ServerFault.CloseDelimited:
                     await SendHeadAsync(stream, record, 200, null, ContentType(parsed.Path), keepAlive: false, stopping).ConfigureAwait(false);
                     await SendFileBodyAsync(stream, file, length, record, stopping).ConfigureAwait(false);
@@ -356,6 +360,22 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Sends the body a few bytes at a time, one piece per interval, until it is all sent or the client goes.</summary>
+    private async Task TrickleFileBodyAsync(NetworkStream stream, FileStream file, long count, ServerFault.Trickle trickle, RequestRecord record, CancellationToken stopping)
+    {
+        var piece = new byte[Math.Max(1, trickle.BytesPerInterval)];
+        while (count > 0)
+        {
+            int n = await file.ReadAsync(piece.AsMemory(0, (int)Math.Min(piece.Length, count)), stopping).ConfigureAwait(false);
+            if (n == 0)
+                throw new InvalidDataException($"'{file.Name}' shrank while it was being served");
+            await SendBodyBytesAsync(stream, piece.AsMemory(0, n), record, stopping).ConfigureAwait(false);
+            count -= n;
+            if (count > 0)
+                await Task.Delay(trickle.Interval, stopping).ConfigureAwait(false);
         }
     }
 
@@ -542,6 +562,12 @@ public abstract record ServerFault
 
     /// <summary>Announces the file's full length, sends this many body bytes, then sends nothing until the client gives up.</summary>
     public sealed record Stall(long AfterBodyBytes = 0) : ServerFault;
+
+    /// <summary>
+    /// Announces the file's full length and sends <paramref name="BytesPerInterval"/> body bytes per
+    /// <paramref name="Interval"/>: a live but very slow server, which a stall timeout never ends.
+    /// </summary>
+    public sealed record Trickle(TimeSpan Interval, int BytesPerInterval = 1) : ServerFault;
 
     /// <summary>Serves the file without Content-Length, ending the body by closing the connection (RFC 9112 §6.3).</summary>
     public sealed record CloseDelimited : ServerFault;
