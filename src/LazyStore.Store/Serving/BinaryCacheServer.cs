@@ -179,10 +179,18 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
             bool keepAlive = parsed.KeepAlive;
             bool head = parsed.Method == "HEAD";
             var fault = record.Fault;
-            while (fault is ServerFault.Delay delay)
+            while (fault is ServerFault.Delay or ServerFault.Hold)
             {
-                await Task.Delay(delay.Duration, stopping).ConfigureAwait(false);
-                fault = delay.Then;
+                if (fault is ServerFault.Delay delay)
+                {
+                    await Task.Delay(delay.Duration, stopping).ConfigureAwait(false);
+                    fault = delay.Then;
+                }
+                else if (fault is ServerFault.Hold hold)
+                {
+                    await hold.Until.WaitAsync(stopping).ConfigureAwait(false);
+                    fault = hold.Then;
+                }
             }
             if (parsed.Method is not ("GET" or "HEAD"))
                 return await SendTextAsync(stream, record, 405, head, keepAlive, stopping, ("Allow", "GET, HEAD")).ConfigureAwait(false);
@@ -551,8 +559,14 @@ public abstract record ServerFault
     /// <summary>Serves these bytes, with their own length, instead of the file.</summary>
     public sealed record Body(byte[] Replacement) : ServerFault;
 
-    /// <summary>Waits, then answers normally or with <paramref name="Then"/>.</summary>
+    /// <summary>
+    /// Waits, then answers normally or with <paramref name="Then"/>. <see cref="Timeout.InfiniteTimeSpan"/>
+    /// makes a server that accepts and never answers (until it stops).
+    /// </summary>
     public sealed record Delay(TimeSpan Duration, ServerFault? Then = null) : ServerFault;
+
+    /// <summary>Answers nothing until <paramref name="Until"/> completes, then normally or with <paramref name="Then"/>.</summary>
+    public sealed record Hold(Task Until, ServerFault? Then = null) : ServerFault;
 
     /// <summary>Announces the file's full length, sends this many body bytes, then closes the connection (FIN).</summary>
     public sealed record Truncate(long AfterBodyBytes) : ServerFault;

@@ -355,10 +355,17 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         var info = caches.Infos(CompressionMethod.Xz)[0];
         var server = Server(cache);
         server.Faults = _ => new ServerFault.Status(502);
-        using var store = Store(cache);
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock);
         var e = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
         Assert.Contains("502", e.Message);
         server.Faults = null;
+        // Skipped for a while after failing, as Nix disables a cache; asked again afterwards.
+        var requests = server.Requests.Count;
+        var skipped = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
+        Assert.Contains($"{Url(cache)}: skipped for 60 more s after: HTTP 502", skipped.Message);
+        Assert.Equal(requests, server.Requests.Count);
+        clock.Advance(BinaryCache.SkipTime);
         Assert.Equal(info.NarHash, (await store.GetAsync(Full(info))).Info.NarHash);
     }
 
@@ -390,14 +397,19 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
             "truncate" => new ServerFault.Truncate(half),
             _ => new ServerFault.Stall(half),
         } : null;
-        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey],
-            transport: StoreHarness.FastTransport with { ReadTimeout = TimeSpan.FromMilliseconds(500) });
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock,
+            transport: StoreHarness.FastTransport with { StalledDownloadTimeout = TimeSpan.FromMilliseconds(500) });
         var e = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
         Assert.Contains(Url(cache) + "/" + info.Url, e.Message);
         store.AssertNothingStored(info);
         Assert.Contains(store.Engine.Catalog.GetFailures(info.NarHash.ToString()), f => f.Cache == Url(cache));
 
         server.Faults = null;
+        // The cache is skipped for a while after a failed transfer; the next fetch after that succeeds.
+        var skipped = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
+        Assert.Contains("skipped for 60 more s after:", skipped.Message);
+        clock.Advance(BinaryCache.SkipTime);
         var nar = await store.FetchAsync(Full(info));
         store.AssertTreeMatches(nar, caches.SourceLarge);
     }
@@ -430,4 +442,8 @@ public sealed class ManualClock : TimeProvider
     public void Advance(TimeSpan by) => _now += by;
 
     public override DateTimeOffset GetUtcNow() => _now;
+
+    public override long GetTimestamp() => _now.UtcTicks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 }
