@@ -148,9 +148,14 @@ public sealed class LazyStoreEngine : IDisposable
                     return Catalog.GetNar(nar.NarHash)!;
                 }
             }
+            catch (Exception e) when (e is CacheTransferException or CacheSkippedException)
+            {
+                // Unreachable for now: read the NAR this time, and ask for the listing again next time.
+                return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
+            }
             catch (BinaryCacheException)
             {
-                // A listing is an optimisation: a missing, unreachable or malformed one means reading the NAR.
+                // A listing is an optimisation: a malformed one means reading the NAR.
             }
             Catalog.MarkListingMissing(nar.Id);
         }

@@ -370,6 +370,28 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
     }
 
     [Fact]
+    public async Task A_listing_that_stalls_skips_the_cache_for_a_while_and_is_asked_for_again_after()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        var listing = info.StorePath.HashPart + ".ls";
+        var server = Server(cache);
+        server.Faults = r => r.Path == listing ? new ServerFault.Stall(10) : null;
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock,
+            transport: StoreHarness.FastTransport with { Attempts = 1, StalledDownloadTimeout = TimeSpan.FromMilliseconds(300) });
+        var path = await store.GetAsync(Full(info));
+
+        Assert.Equal(NarTree.None, (await store.Engine.EnsureTreeAsync(path, fetchIfUnlisted: false, CancellationToken.None)).Tree);
+        Assert.Contains("stalled-download-timeout", store.Engine.Substituters.Caches[0].WhySkipped);
+        server.Faults = null;
+        clock.Advance(BinaryCache.SkipTime);
+        // A listing that could not be read is not remembered as missing.
+        Assert.Equal(NarTree.Listing, (await store.Engine.EnsureTreeAsync(path, fetchIfUnlisted: false, CancellationToken.None)).Tree);
+        Assert.Equal(2, server.CountRequests(p => p == listing));
+    }
+
+    [Fact]
     public async Task A_path_missing_from_the_server_is_not_found()
     {
         var cache = Cache(CompressionMethod.Xz);
