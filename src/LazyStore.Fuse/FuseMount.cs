@@ -41,6 +41,8 @@ public sealed unsafe class FuseMount : IDisposable
     private (uint Major, uint Minor)? _device;
     private FuseConnectionAbort? _connectionAbort;
     private Exception? _initializationError;
+    private bool _wantsParallelDirops;
+    private int _awaitingInitReply = 1;
 
     private FuseMount(IFuseFileSystem fileSystem, string mountPoint, FuseMountOptions options)
     {
@@ -217,6 +219,7 @@ public sealed unsafe class FuseMount : IDisposable
         };
         FileSystem.Initialize(connection);
         KernelOpensDirectories = connection.Wanted.HasFlag(FuseCapabilities.NoOpendirSupport);
+        _wantsParallelDirops = connection.Wanted.HasFlag(FuseCapabilities.ParallelDirectoryOperations);
         native->Want = (uint)connection.Wanted;
         // libfuse sized its request buffers from max_write before init; it may only shrink.
         native->MaxWrite = Math.Min(connection.MaxWrite, native->MaxWrite);
@@ -236,6 +239,19 @@ public sealed unsafe class FuseMount : IDisposable
     {
         if (KernelOpensDirectories)
             InvalidateInode(nodeId, 0, 0);
+    }
+
+    /// <summary>
+    /// Called with every message the session writes to the device. The first is the INIT reply (the
+    /// kernel sends nothing else before it has one), which gets FUSE_PARALLEL_DIROPS when wanted
+    /// (<see cref="FuseDeviceIo"/> says why libfuse leaves it out).
+    /// </summary>
+    internal void BeforeWrite(Libc.Iovec* iov, int count)
+    {
+        if (Volatile.Read(ref _awaitingInitReply) == 0 || Interlocked.Exchange(ref _awaitingInitReply, 0) == 0)
+            return;
+        if (_wantsParallelDirops)
+            FuseDeviceIo.AddParallelDirops(iov, count);
     }
 
     /// <summary>The filesystem's Initialize threw: the session ends, and <see cref="Completion"/> faults with it.</summary>
@@ -286,6 +302,7 @@ public sealed unsafe class FuseMount : IDisposable
         LibraryLog.Install();
         _self = GCHandle.Alloc(this);
         LibFuse.FuseArgs args = default;
+        bool mounted = false;
         LibraryLog.BeginCapture();
         try
         {
@@ -299,6 +316,10 @@ public sealed unsafe class FuseMount : IDisposable
                 throw new FuseMountException($"cannot mount at {MountPoint}: libfuse refused the session ({Reason(LibraryLog.EndCapture(), "fuse_session_new failed")})");
             if (LibFuse.fuse_session_mount(_session, MountPoint) != 0)
                 throw new FuseMountException($"cannot mount at {MountPoint}: {Reason(LibraryLog.EndCapture(), "fuse_session_mount failed")}{PermissionHint()}");
+            mounted = true;
+            var io = FuseDeviceIo.Functions;
+            if (LibFuse.fuse_session_custom_io(_session, &io, LibFuse.fuse_session_fd(_session)) != 0)
+                throw new FuseMountException($"cannot mount at {MountPoint}: {Reason(LibraryLog.EndCapture(), "fuse_session_custom_io failed")}");
             _device = DeviceOf(Libc.AtFdCwd, MountPoint, 0);
             if (Options.AbortThroughControlFileSystem && _device is { } device)
                 _connectionAbort = FuseConnectionAbort.Open(device.Major, device.Minor);
@@ -307,6 +328,8 @@ public sealed unsafe class FuseMount : IDisposable
         }
         catch
         {
+            if (mounted)
+                LibFuse.fuse_session_unmount(_session!);
             _session?.Dispose();
             _connectionAbort?.Dispose();
             _self.Free();

@@ -503,16 +503,17 @@ internal static unsafe class FuseOperations
         where TReply : struct, IReply<T>
     {
         var mount = FuseMount.FromRequest(request);
+        var interruption = FuseResponder.RentInterruption();
         ValueTask<T> pending;
         try
         {
-            pending = handler(mount.FileSystem, Context(request), state);
+            pending = handler(mount.FileSystem, Context(request, interruption.Token), state);
         }
         catch (Exception e)
         {
             pending = ValueTask.FromException<T>(e);
         }
-        mount.Responder.Complete(request, pending, reply, operation);
+        mount.Responder.Complete(request, pending, reply, operation, interruption);
     }
 
     /// <summary><see cref="Dispatch{TState, T, TReply}"/> for handlers without a result.</summary>
@@ -520,19 +521,39 @@ internal static unsafe class FuseOperations
         where TReply : struct, IReply<bool>
     {
         var mount = FuseMount.FromRequest(request);
+        var interruption = FuseResponder.RentInterruption();
         ValueTask pending;
         try
         {
-            pending = handler(mount.FileSystem, Context(request), state);
+            pending = handler(mount.FileSystem, Context(request, interruption.Token), state);
         }
         catch (Exception e)
         {
             pending = ValueTask.FromException(e);
         }
-        mount.Responder.Complete(request, pending, reply, operation);
+        mount.Responder.Complete(request, pending, reply, operation, interruption);
     }
 
-    private static FuseRequestContext Context(nint request) => NativeConversions.ToContext(*LibFuse.fuse_req_ctx(request));
+    private static FuseRequestContext Context(nint request, CancellationToken interrupted) =>
+        NativeConversions.ToContext(*LibFuse.fuse_req_ctx(request), interrupted);
+
+    /// <summary>
+    /// libfuse's interrupt callback (fuse_req_interrupt_func) for a request whose handler is pending.
+    /// It runs with the request's lock held, so it only cancels the handler's token; the reply comes
+    /// later, from the handler's completion.
+    /// </summary>
+    [UnmanagedCallersOnly]
+    internal static void Interrupted(nint req, nint data)
+    {
+        try
+        {
+            FuseMount.FromRequest(req).Responder.Interrupt(req);
+        }
+        catch (Exception e)
+        {
+            Unanswerable(e, "interrupt");
+        }
+    }
 
     /// <summary>A name from the kernel. Linux names are bytes; invalid UTF-8 becomes U+FFFD here.</summary>
     private static string Name(byte* name) => Marshal.PtrToStringUTF8((nint)name) ?? "";

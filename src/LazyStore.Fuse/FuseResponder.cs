@@ -8,9 +8,21 @@ namespace LazyStore.Fuse;
 /// handler's task is already complete, otherwise from the thread that completes it. Requests still
 /// pending when the session ends are answered here, and from then on nothing touches the session.
 /// </summary>
+/// <remarks>
+/// Interrupts: each request's handler gets a token (<see cref="FuseRequestContext.Interrupted"/>).
+/// While a handler is pending, libfuse calls <see cref="FuseOperations"/>' interrupt callback when
+/// the kernel sends FUSE_INTERRUPT for it (the caller got a signal, SIGKILL included); the token is
+/// then cancelled, and a handler that ends with <see cref="OperationCanceledException"/> is
+/// answered with EINTR. The kernel keeps a caller waiting until its request is answered, even after
+/// SIGKILL, so this is what lets a killed process go.
+/// </remarks>
 internal sealed class FuseResponder
 {
-    private readonly ConcurrentDictionary<PendingRequest, byte> _pending = new();
+    // A handler that completed synchronously hands its token source back to the worker's spare.
+    [ThreadStatic]
+    private static CancellationTokenSource? t_spareInterruption;
+
+    private readonly ConcurrentDictionary<nint, PendingRequest> _pending = new();
     private readonly Action<string> _log;
     private int _inNative;
     private bool _closed;
@@ -20,8 +32,21 @@ internal sealed class FuseResponder
         _log = log;
     }
 
-    /// <summary>Replies with <paramref name="pending"/>'s result or error. Never throws.</summary>
-    internal void Complete<T, TReply>(nint request, ValueTask<T> pending, TReply reply, string operation)
+    /// <summary>The source of the token a handler is given; pass it back with the handler's task to <see cref="Complete{T, TReply}"/>.</summary>
+    internal static CancellationTokenSource RentInterruption()
+    {
+        var spare = t_spareInterruption;
+        if (spare is null)
+            return new CancellationTokenSource();
+        t_spareInterruption = null;
+        return spare;
+    }
+
+    /// <summary>
+    /// Replies with <paramref name="pending"/>'s result or error. Never throws. <paramref name="interruption"/>
+    /// is cancelled if the kernel interrupts the request while <paramref name="pending"/> runs.
+    /// </summary>
+    internal void Complete<T, TReply>(nint request, ValueTask<T> pending, TReply reply, string operation, CancellationTokenSource interruption)
         where TReply : struct, IReply<T>
     {
         if (pending.IsCompleted)
@@ -43,33 +68,57 @@ internal sealed class FuseResponder
             finally
             {
                 reply.Release();
+                // Nothing else knows this source: the handler is done and no interrupt callback was registered.
+                if (interruption.TryReset())
+                    t_spareInterruption = interruption;
             }
             return;
         }
-        var tracked = new PendingRequest(request);
-        _pending.TryAdd(tracked, 0);
+        var tracked = new PendingRequest(request, interruption);
+        _pending.TryAdd(request, tracked);
+        // Registered before anything can answer the request: if it was interrupted already, the callback
+        // runs inside this call, under the request's lock, and must find the request unanswered.
+        unsafe
+        {
+            LibFuse.fuse_req_interrupt_func(request, &FuseOperations.Interrupted, 0);
+        }
         _ = CompleteLaterAsync(tracked, pending, reply, operation);
     }
 
     /// <summary><see cref="Complete{T, TReply}"/> for handlers that return no value.</summary>
-    internal void Complete<TReply>(nint request, ValueTask pending, TReply reply, string operation)
+    internal void Complete<TReply>(nint request, ValueTask pending, TReply reply, string operation, CancellationTokenSource interruption)
         where TReply : struct, IReply<bool>
     {
         if (pending.IsCompletedSuccessfully)
-            Complete(request, new ValueTask<bool>(true), reply, operation);
+            Complete(request, new ValueTask<bool>(true), reply, operation, interruption);
         else
-            Complete(request, Awaited(pending), reply, operation);
+            Complete(request, Awaited(pending), reply, operation, interruption);
+    }
+
+    /// <summary>
+    /// The kernel interrupted <paramref name="request"/> (libfuse's interrupt callback, with the request's
+    /// lock held): its handler's token is cancelled, its callbacks run on the thread pool.
+    /// </summary>
+    internal void Interrupt(nint request)
+    {
+        if (_pending.TryGetValue(request, out var tracked))
+            tracked.Interrupt();
     }
 
     /// <summary>Replies with the errno that <paramref name="error"/> maps to.</summary>
-    internal void Fail(nint request, Exception error, string operation) =>
-        LibFuse.fuse_reply_err(request, ToErrno(error, operation));
+    internal void Fail(nint request, Exception error, string operation, bool interrupted = false) =>
+        LibFuse.fuse_reply_err(request, ToErrno(error, operation, interrupted));
 
-    /// <summary>The one place an exception becomes an errno: <see cref="FuseException"/> carries its own, anything else is logged and is EIO.</summary>
-    internal int ToErrno(Exception error, string operation)
+    /// <summary>
+    /// The one place an exception becomes an errno: <see cref="FuseException"/> carries its own, a
+    /// handler that gave up because its request was interrupted is EINTR, anything else is logged and is EIO.
+    /// </summary>
+    internal int ToErrno(Exception error, string operation, bool interrupted = false)
     {
         if (error is FuseException fuse)
             return fuse.Errno;
+        if (interrupted && error is OperationCanceledException)
+            return Errno.EINTR;
         _log($"{operation}: {error}");
         return Errno.EIO;
     }
@@ -94,12 +143,15 @@ internal sealed class FuseResponder
     internal void Close()
     {
         int abandoned = 0;
-        foreach (var tracked in _pending.Keys)
+        foreach (var tracked in _pending.Values)
         {
             if (tracked.TryClaim())
             {
+                _pending.TryRemove(new KeyValuePair<nint, PendingRequest>(tracked.Request, tracked));
                 LibFuse.fuse_reply_err(tracked.Request, Errno.ENOTCONN);
                 abandoned++;
+                // Nobody waits for the handler any more: let it stop.
+                tracked.Interrupt();
             }
         }
         if (abandoned > 0)
@@ -144,10 +196,12 @@ internal sealed class FuseResponder
             {
                 if (!tracked.TryClaim())
                     return;
+                // Out of the table before the reply frees the request: libfuse may reuse its address at once.
+                _pending.TryRemove(new KeyValuePair<nint, PendingRequest>(tracked.Request, tracked));
                 if (error is null)
                     Send(tracked.Request, result, ref reply, operation);
                 else
-                    Fail(tracked.Request, error, operation);
+                    Fail(tracked.Request, error, operation, tracked.WasInterrupted);
             }
             finally
             {
@@ -157,7 +211,6 @@ internal sealed class FuseResponder
         finally
         {
             reply.Release();
-            _pending.TryRemove(tracked, out _);
         }
     }
 
@@ -168,12 +221,22 @@ internal sealed class FuseResponder
     }
 
     /// <summary>A request whose handler completes later; claimed once, by its completion or by <see cref="Close"/>.</summary>
-    private sealed class PendingRequest(nint request)
+    private sealed class PendingRequest(nint request, CancellationTokenSource interruption)
     {
         private int _claimed;
+        private int _interrupted;
 
         internal nint Request { get; } = request;
 
+        internal bool WasInterrupted => Volatile.Read(ref _interrupted) != 0;
+
         internal bool TryClaim() => Interlocked.Exchange(ref _claimed, 1) == 0;
+
+        /// <summary>Cancels the handler's token once; its callbacks (the handler's continuations) run on the thread pool, never inside libfuse's lock.</summary>
+        internal void Interrupt()
+        {
+            if (Interlocked.Exchange(ref _interrupted, 1) == 0)
+                _ = interruption.CancelAsync();
+        }
     }
 }

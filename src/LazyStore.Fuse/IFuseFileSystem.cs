@@ -18,6 +18,12 @@ namespace LazyStore.Fuse;
 /// extended attribute is a null from <see cref="GetExtendedAttributeAsync"/>.
 /// </para>
 /// <para>
+/// Interrupts: a pending handler's <see cref="FuseRequestContext.Interrupted"/> is cancelled when the
+/// kernel interrupts its request (the caller got a signal; after SIGKILL the caller cannot go until
+/// its request is answered). Stop waiting and throw <see cref="OperationCanceledException"/> to answer
+/// EINTR, or finish normally; work shared with other requests should go on for them.
+/// </para>
+/// <para>
 /// Lookup counts: each successful reply carrying a <see cref="FuseEntry"/> with a non-zero node id
 /// (lookup, mknod, mkdir, symlink, link, create, and each readdirplus entry except "." and "..")
 /// adds one to the kernel's count for that node; <see cref="Forget"/> subtracts. A node id must

@@ -77,7 +77,7 @@ internal static class NativeConversions
         };
     }
 
-    internal static FuseRequestContext ToContext(in LibFuse.Ctx ctx) => new(ctx.Uid, ctx.Gid, ctx.Pid, ctx.Umask);
+    internal static FuseRequestContext ToContext(in LibFuse.Ctx ctx, CancellationToken interrupted) => new(ctx.Uid, ctx.Gid, ctx.Pid, ctx.Umask, interrupted);
 
     /// <summary>A TimeSpan as libfuse's double seconds; libfuse clamps what the kernel cannot hold.</summary>
     internal static double Seconds(TimeSpan timeout) => timeout <= TimeSpan.Zero ? 0 : timeout.TotalSeconds;

@@ -17,9 +17,11 @@ public sealed record LazyStoreOptions
 
     public StoreDirectory StoreDirectory { get; init; } = StoreDirectory.Default;
 
+    /// <summary>Deadlines and retries of HTTP requests; by default those <see cref="Substituters"/> ask for (nix.conf).</summary>
     public TransportOptions? Transport { get; init; }
 
-    public int MaxParallelDownloads { get; init; } = 4;
+    /// <summary>NAR downloads from one cache at once; downloads from all caches together are bounded by <c>http-connections</c>.</summary>
+    public int DownloadsPerCache { get; init; } = 4;
 
     public TimeProvider? Time { get; init; }
 }
@@ -59,9 +61,9 @@ public sealed class LazyStoreEngine : IDisposable
     {
         var state = StateDirectory.Open(options.StateDirectory);
         var catalog = new StoreCatalog(state, options.Time);
-        var transport = options.Transport ?? new TransportOptions { NetrcFile = options.Substituters.NetrcFile };
-        var substituters = new SubstituterSet(options.Substituters, catalog, options.StoreDirectory, transport);
-        var nars = new NarCache(catalog, substituters, options.MaxParallelDownloads);
+        var transport = options.Transport ?? TransportOptions.From(options.Substituters);
+        var substituters = new SubstituterSet(options.Substituters, catalog, options.StoreDirectory, transport, options.Time);
+        var nars = new NarCache(catalog, substituters, options.DownloadsPerCache, options.Substituters.HttpConnections);
         return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory);
     }
 
@@ -151,9 +153,14 @@ public sealed class LazyStoreEngine : IDisposable
                     return Catalog.GetNar(nar.NarHash)!;
                 }
             }
+            catch (Exception e) when (e is CacheTransferException or CacheSkippedException)
+            {
+                // Unreachable for now: read the NAR this time, and ask for the listing again next time.
+                return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
+            }
             catch (BinaryCacheException)
             {
-                // A listing is an optimisation: a missing, unreachable or malformed one means reading the NAR.
+                // A listing is an optimisation: a malformed one means reading the NAR.
             }
             Catalog.MarkListingMissing(nar.Id);
         }

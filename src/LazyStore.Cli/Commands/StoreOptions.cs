@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using LazyStore.Nix;
 using LazyStore.Store;
 using LazyStore.Store.Catalog;
@@ -36,6 +37,21 @@ internal sealed class StoreOptions
         DefaultValueFactory = _ => StoreDirectory.Default.Path,
     };
 
+    public Option<uint?> ConnectTimeout { get; } = new("--connect-timeout")
+    {
+        Description = "Seconds to connect to a cache; 0: curl's 300 (replaces nix.conf's connect-timeout)",
+    };
+
+    public Option<uint?> StalledDownloadTimeout { get; } = new("--stalled-download-timeout")
+    {
+        Description = "Seconds without a byte from a cache before a request fails; 0: no limit (replaces nix.conf's stalled-download-timeout, default 300)",
+    };
+
+    public Option<uint?> DownloadAttempts { get; } = new("--download-attempts")
+    {
+        Description = "Tries per request for failures that may pass (replaces nix.conf's download-attempts, default 5)",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(Substituters);
@@ -43,6 +59,9 @@ internal sealed class StoreOptions
         command.Options.Add(NoRequireSigs);
         command.Options.Add(StateDir);
         command.Options.Add(StoreDir);
+        command.Options.Add(ConnectTimeout);
+        command.Options.Add(StalledDownloadTimeout);
+        command.Options.Add(DownloadAttempts);
     }
 
     public string StatePath(ParseResult result) =>
@@ -55,6 +74,12 @@ internal sealed class StoreOptions
         try
         {
             var configuration = NixConfiguration.Load();
+            // As Nix's own --NAME VALUE flags do: the setting is replaced before it is read.
+            foreach (var (option, setting) in new[] { (ConnectTimeout, "connect-timeout"), (StalledDownloadTimeout, "stalled-download-timeout"), (DownloadAttempts, "download-attempts") })
+            {
+                if (result.GetValue(option) is { } value)
+                    configuration.Set(setting, value.ToString(CultureInfo.InvariantCulture));
+            }
             settings = SubstituterSettings.From(configuration, NixConfiguration.ConfigurationDirectory(),
                 result.GetValue(Substituters), result.GetValue(TrustedKeys), result.GetValue(NoRequireSigs) ? false : null);
         }

@@ -5,7 +5,7 @@ namespace LazyStore.Fuse.Interop;
 /// <summary>
 /// The system libfuse3 (Debian package libfuse3-3), its low-level API only. Declarations and struct
 /// layouts follow <c>fuse_lowlevel.h</c>, <c>fuse_common.h</c> and <c>fuse_opt.h</c> of libfuse 3.14
-/// with <c>FUSE_USE_VERSION</c> 312, on x86_64 glibc.
+/// with <c>FUSE_USE_VERSION</c> 312, on x86_64 glibc; 3.13 or newer is needed (fuse_session_custom_io).
 /// </summary>
 internal static unsafe partial class LibFuse
 {
@@ -199,6 +199,34 @@ internal static unsafe partial class LibFuse
         public nint Lseek;
     }
 
+    /// <summary>
+    /// struct fuse_custom_io (3.13): how the session reads requests from and writes replies to its
+    /// device descriptor; read and writev are required, null splice functions turn splicing off.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct CustomIo
+    {
+        public delegate* unmanaged<int, Libc.Iovec*, int, nint, nint> Writev;
+        public delegate* unmanaged<int, byte*, nuint, nint, nint> Read;
+        public nint SpliceReceive;
+        public nint SpliceSend;
+    }
+
+    /// <summary>struct fuse_out_header: every reply starts with it.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct OutHeader
+    {
+        public uint Length;
+        public int Error;
+        public ulong Unique;
+    }
+
+    /// <summary>The kernel's FUSE_PARALLEL_DIROPS init flag (linux/fuse.h), bit 18 of fuse_init_out's flags.</summary>
+    internal const uint InitParallelDirops = 1 << 18;
+
+    /// <summary>Offset of <c>flags</c> in struct fuse_init_out (after major, minor, max_readahead).</summary>
+    internal const int InitOutFlagsOffset = 12;
+
     // Session lifecycle.
 
     [LibraryImport(Library)]
@@ -213,6 +241,13 @@ internal static unsafe partial class LibFuse
 
     [LibraryImport(Library)]
     internal static partial void fuse_session_exit(FuseSessionHandle se);
+
+    [LibraryImport(Library)]
+    internal static partial int fuse_session_fd(FuseSessionHandle se);
+
+    /// <summary>Replaces the session's device I/O; the session keeps using (and finally closes) <paramref name="fd"/>.</summary>
+    [LibraryImport(Library)]
+    internal static partial int fuse_session_custom_io(FuseSessionHandle se, CustomIo* io, int fd);
 
     [LibraryImport(Library)]
     internal static partial void fuse_session_unmount(FuseSessionHandle se);
@@ -250,6 +285,14 @@ internal static unsafe partial class LibFuse
     [LibraryImport(Library)]
     [SuppressGCTransition]
     internal static partial Ctx* fuse_req_ctx(nint req);
+
+    /// <summary>
+    /// Registers <paramref name="func"/> to be called when the kernel interrupts the request. If it was
+    /// interrupted already, <paramref name="func"/> runs at once, inside this call, with the request's lock
+    /// held: it must not reply to the request (that frees it under the lock).
+    /// </summary>
+    [LibraryImport(Library)]
+    internal static partial void fuse_req_interrupt_func(nint req, delegate* unmanaged<nint, nint, void> func, nint data);
 
     [LibraryImport(Library)]
     [SuppressGCTransition]
@@ -308,8 +351,9 @@ internal static unsafe partial class LibFuse
         if (!NativeLibrary.TryLoad(Library, typeof(LibFuse).Assembly, null, out var handle))
             return $"{Library} cannot be loaded (install Debian's libfuse3-3 and fuse3)";
         bool hasLoopConfig = NativeLibrary.TryGetExport(handle, "fuse_loop_cfg_create", out _);
+        bool hasCustomIo = NativeLibrary.TryGetExport(handle, "fuse_session_custom_io", out _);
         NativeLibrary.Free(handle);
-        return hasLoopConfig ? null : $"{Library} is older than 3.12 (fuse_loop_cfg_create is missing)";
+        return hasLoopConfig && hasCustomIo ? null : $"{Library} is older than 3.13 (fuse_loop_cfg_create or fuse_session_custom_io is missing)";
     }
 }
 

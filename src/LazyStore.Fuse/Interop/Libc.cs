@@ -80,6 +80,20 @@ internal static unsafe partial class Libc
     [LibraryImport(Library)]
     internal static partial uint geteuid();
 
+    /// <summary>struct iovec.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Iovec
+    {
+        public byte* Base;
+        public nuint Length;
+    }
+
+    [LibraryImport(Library, SetLastError = true)]
+    internal static partial nint read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Library, SetLastError = true)]
+    internal static partial nint writev(int fd, Iovec* iov, int count);
+
     [LibraryImport(Library)]
     internal static partial int vsnprintf(byte* buffer, nuint size, byte* format, nint arguments);
 

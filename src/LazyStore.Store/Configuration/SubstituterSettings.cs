@@ -1,5 +1,6 @@
 using System.Globalization;
 using LazyStore.Nix.Signatures;
+using LazyStore.Store.Substituters;
 
 namespace LazyStore.Store.Configuration;
 
@@ -26,6 +27,21 @@ public sealed record SubstituterSettings
     /// <summary><c>narinfo-cache-positive-ttl</c>: how long a found narinfo is remembered (Nix: 30 days).</summary>
     public TimeSpan PositiveTtl { get; init; } = TimeSpan.FromSeconds(30 * 24 * 3600);
 
+    /// <summary><c>connect-timeout</c>: time to connect to a cache (Nix: 0, which is curl's 300 s).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TransportOptions.CurlDefaultConnectTimeout;
+
+    /// <summary>
+    /// <c>stalled-download-timeout</c>: a transfer that receives nothing for this long fails (Nix: 300 s;
+    /// 0 there turns the limit off, <see cref="Timeout.InfiniteTimeSpan"/> here).
+    /// </summary>
+    public TimeSpan StalledDownloadTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary><c>download-attempts</c>: tries per request for failures that may pass (Nix: 5; at least 1).</summary>
+    public int DownloadAttempts { get; init; } = 5;
+
+    /// <summary><c>http-connections</c>: connections to one cache, and NAR downloads, at once (Nix: 25; 0: no limit).</summary>
+    public int HttpConnections { get; init; } = 25;
+
     /// <summary>Settings as Nix would use them, with command-line values taking precedence where given.</summary>
     public static SubstituterSettings From(NixConfiguration configuration, string confDir,
         IReadOnlyList<string>? substituters = null, IReadOnlyList<string>? trustedKeys = null, bool? requireSignatures = null)
@@ -40,6 +56,14 @@ public sealed record SubstituterSettings
             NetrcFile = configuration.Get("netrc-file") ?? Path.Combine(confDir, "netrc"),
             NegativeTtl = TimeSpan.FromSeconds(ParseSeconds(configuration, "narinfo-cache-negative-ttl", 3600)),
             PositiveTtl = TimeSpan.FromSeconds(ParseSeconds(configuration, "narinfo-cache-positive-ttl", 30 * 24 * 3600)),
+            ConnectTimeout = ParseSeconds(configuration, "connect-timeout", 0) is var connect and > 0
+                ? TimeSpan.FromSeconds(connect)
+                : TransportOptions.CurlDefaultConnectTimeout,
+            StalledDownloadTimeout = ParseSeconds(configuration, "stalled-download-timeout", 300) is var stalled and > 0
+                ? TimeSpan.FromSeconds(stalled)
+                : Timeout.InfiniteTimeSpan,
+            DownloadAttempts = (int)Math.Clamp(ParseCount(configuration, "download-attempts", 5), 1, int.MaxValue),
+            HttpConnections = (int)Math.Min(ParseCount(configuration, "http-connections", 25), int.MaxValue),
         };
     }
 
@@ -59,13 +83,19 @@ public sealed record SubstituterSettings
             var other => throw new NixConfigurationException($"setting '{name}' has invalid value '{other}' (expected true or false)"),
         };
 
-    private static long ParseSeconds(NixConfiguration configuration, string name, long fallback)
+    private static long ParseSeconds(NixConfiguration configuration, string name, long fallback) =>
+        ParseUnsigned(configuration, name, fallback, "a number of seconds");
+
+    private static long ParseCount(NixConfiguration configuration, string name, long fallback) =>
+        ParseUnsigned(configuration, name, fallback, "a whole number");
+
+    private static long ParseUnsigned(NixConfiguration configuration, string name, long fallback, string expected)
     {
         var value = configuration.Get(name);
         if (value is null)
             return fallback;
-        if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
-            throw new NixConfigurationException($"setting '{name}' has invalid value '{value}' (expected a number of seconds)");
-        return seconds;
+        if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+            throw new NixConfigurationException($"setting '{name}' has invalid value '{value}' (expected {expected})");
+        return number;
     }
 }

@@ -9,26 +9,35 @@ namespace LazyStore.Store.Fetch;
 
 /// <summary>
 /// Makes sure a NAR's verified blob and index are in the state directory. Concurrent requests for one
-/// NarHash share one download; downloads of different NARs run in parallel up to a limit. A failed
-/// download is recorded and the next cache that has the path is tried.
+/// NarHash share one download; downloads of different NARs run in parallel, up to a limit per cache and
+/// one over all caches, so that downloads hanging on a slow cache never hold up those from another. A
+/// failed download is recorded and the next cache that has the path is tried.
 /// </summary>
 public sealed class NarCache : IDisposable
 {
     private readonly StoreCatalog _catalog;
     private readonly SubstituterSet _substituters;
-    private readonly SemaphoreSlim _downloadSlots;
+    private readonly int _downloadsPerCache;
+    private readonly SemaphoreSlim? _allDownloads;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _cacheDownloads = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<Task<NarRecord>>> _inFlight = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
     private long _bytesDownloaded;
     private long _downloadsStarted;
     private long _narsFetched;
 
-    public NarCache(StoreCatalog catalog, SubstituterSet substituters, int maxParallelDownloads = 4)
+    /// <param name="catalog">Where blobs and their index are committed.</param>
+    /// <param name="substituters">The caches NARs come from.</param>
+    /// <param name="downloadsPerCache">Downloads from one cache at once.</param>
+    /// <param name="maxDownloads">Downloads from all caches together (Nix's <c>http-connections</c>); 0: no limit beyond the per-cache one.</param>
+    public NarCache(StoreCatalog catalog, SubstituterSet substituters, int downloadsPerCache = 4, int maxDownloads = 25)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxParallelDownloads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(downloadsPerCache, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxDownloads);
         _catalog = catalog;
         _substituters = substituters;
-        _downloadSlots = new SemaphoreSlim(maxParallelDownloads, maxParallelDownloads);
+        _downloadsPerCache = downloadsPerCache;
+        _allDownloads = maxDownloads == 0 ? null : new SemaphoreSlim(maxDownloads, maxDownloads);
     }
 
     /// <summary>Compressed bytes received by this process so far, over all downloads (for progress displays).</summary>
@@ -84,20 +93,20 @@ public sealed class NarCache : IDisposable
     private async Task<NarRecord> FetchOnceAsync(string key, SubstitutablePath path)
     {
         await Task.Yield();
-        await _downloadSlots.WaitAsync(_shutdown.Token).ConfigureAwait(false);
         try
         {
-            // Another process sharing the state directory may have finished it meanwhile.
-            if (StoredBlob(key) is { } stored)
-                return stored;
             if (TryAdoptBlob(path.Info) is { } adopted)
                 return adopted;
             var reasons = new List<string>();
             await foreach (var (info, cache) in CandidatesAsync(path).ConfigureAwait(false))
             {
-                Interlocked.Increment(ref _downloadsStarted);
                 try
                 {
+                    using var slot = await DownloadSlotAsync(cache).ConfigureAwait(false);
+                    // Another process sharing the state directory may have finished it while this one waited.
+                    if (StoredBlob(key) is { } stored)
+                        return stored;
+                    Interlocked.Increment(ref _downloadsStarted);
                     var result = await NarFetcher.FetchAsync(info, cache, _catalog.State,
                         n => Interlocked.Add(ref _bytesDownloaded, n), _shutdown.Token).ConfigureAwait(false);
                     Commit(info, result.DownloadedBytes, result.Entries);
@@ -106,6 +115,7 @@ public sealed class NarCache : IDisposable
                 }
                 catch (BinaryCacheException e)
                 {
+                    cache.ReportFailure(e);
                     _catalog.RecordFailure(key, cache.Url, e.Message);
                     reasons.Add($"{e.Url}: {e.Reason}");
                 }
@@ -114,10 +124,39 @@ public sealed class NarCache : IDisposable
         }
         finally
         {
-            _downloadSlots.Release();
             // Whether it succeeded or not, the next request starts from the catalog again; a request
             // arriving in between finds the committed blob (or tries anew after a failure).
             _inFlight.TryRemove(key, out _);
+        }
+    }
+
+    /// <summary>
+    /// Waits for a download slot of <paramref name="cache"/>, then for one of all caches: a download queued
+    /// behind a slow cache's never holds one of the slots other caches' downloads need.
+    /// </summary>
+    private async Task<DownloadSlot> DownloadSlotAsync(BinaryCache cache)
+    {
+        var ofCache = _cacheDownloads.GetOrAdd(cache.Url, _ => new SemaphoreSlim(_downloadsPerCache, _downloadsPerCache));
+        await ofCache.WaitAsync(_shutdown.Token).ConfigureAwait(false);
+        try
+        {
+            if (_allDownloads is not null)
+                await _allDownloads.WaitAsync(_shutdown.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            ofCache.Release();
+            throw;
+        }
+        return new DownloadSlot(ofCache, _allDownloads);
+    }
+
+    private sealed class DownloadSlot(SemaphoreSlim ofCache, SemaphoreSlim? ofAll) : IDisposable
+    {
+        public void Dispose()
+        {
+            ofAll?.Release();
+            ofCache.Release();
         }
     }
 
@@ -212,7 +251,9 @@ public sealed class NarCache : IDisposable
     {
         _shutdown.Cancel();
         _shutdown.Dispose();
-        _downloadSlots.Dispose();
+        _allDownloads?.Dispose();
+        foreach (var slots in _cacheDownloads.Values)
+            slots.Dispose();
     }
 }
 

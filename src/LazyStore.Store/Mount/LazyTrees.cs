@@ -65,7 +65,7 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         }
         if (_trees.TryGetValue(path.HashPart, out var cached) && cached.Nar.Id == known.Nar.Id)
             return cached;
-        return await SingleFlight(_listing, path.HashPart, () => LoadTreeAsync(known, cancellationToken)).ConfigureAwait(false);
+        return await SingleFlight(_listing, path.HashPart, () => LoadTreeAsync(known, CancellationToken.None), cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<LazyTree> LoadTreeAsync(LazyPath path, CancellationToken cancellationToken)
@@ -105,9 +105,9 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
     private Task<LazyTree> FetchTreeAsync(LazyPath path, CancellationToken cancellationToken) =>
         SingleFlight(_fetching, path.Path.HashPart, async () =>
         {
-            var nar = await FetchNarAsync(path, cancellationToken).ConfigureAwait(false);
+            var nar = await FetchNarAsync(path, CancellationToken.None).ConfigureAwait(false);
             return Remember(new LazyTree(path, nar, Catalog.GetTree(nar.Id)));
-        });
+        }, cancellationToken);
 
     private async Task<NarRecord> FetchNarAsync(LazyPath path, CancellationToken cancellationToken)
     {
@@ -212,16 +212,22 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         return tree;
     }
 
-    private static async Task<LazyTree> SingleFlight(ConcurrentDictionary<string, Lazy<Task<LazyTree>>> flights, string key, Func<Task<LazyTree>> start)
+    /// <summary>
+    /// One run of <paramref name="start"/> per key at a time, shared by every caller. The run takes no
+    /// caller's token: a caller whose <paramref name="cancellationToken"/> is cancelled (its request was
+    /// interrupted) stops waiting, and the run goes on for the others. The run leaves the table when it
+    /// ends, not when a caller stops waiting, so an interrupted caller never starts a second one.
+    /// </summary>
+    private static Task<LazyTree> SingleFlight(ConcurrentDictionary<string, Lazy<Task<LazyTree>>> flights, string key, Func<Task<LazyTree>> start,
+        CancellationToken cancellationToken)
     {
-        var flight = flights.GetOrAdd(key, _ => new Lazy<Task<LazyTree>>(start));
-        try
-        {
-            return await flight.Value.ConfigureAwait(false);
-        }
-        finally
-        {
+        var flight = flights.GetOrAdd(key, static (_, start) => new Lazy<Task<LazyTree>>(start), start);
+        var run = flight.Value;
+        if (run.IsCompleted)
             flights.TryRemove(new KeyValuePair<string, Lazy<Task<LazyTree>>>(key, flight));
-        }
+        else
+            _ = run.ContinueWith(_ => flights.TryRemove(new KeyValuePair<string, Lazy<Task<LazyTree>>>(key, flight)),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return run.WaitAsync(cancellationToken);
     }
 }

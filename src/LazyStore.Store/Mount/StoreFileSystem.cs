@@ -53,6 +53,9 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         _engine = engine;
         _log = new MountLog(options.Log, options.Verbosity);
         _trees = new LazyTrees(engine, options, _log);
+        _engine.Substituters.Warning += _log.Error;
+        // The caches' nix-cache-info is read while the mount starts rather than at the first lookup.
+        _ = _engine.Substituters.InitializeAsync(CancellationToken.None);
         var stat = Posix.StatAt(lowerRoot.Fd, "");
         if (stat.Type != PosixFileType.Directory)
             throw new IOException($"the lower store directory {lowerPath} is not a directory");
@@ -96,18 +99,19 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
             case LowerNode lower:
                 if (TryLookupLower(lower, name) is { } entry)
                     return new(entry);
-                return lower == _nodes.Root ? LookupLazyRootAsync(name) : new(FuseEntry.Negative(LowerTimeout));
+                return lower == _nodes.Root ? LookupLazyRootAsync(name, context.Interrupted) : new(FuseEntry.Negative(LowerTimeout));
             default:
                 throw new FuseException(Errno.ESTALE);
         }
     }
 
-    private async ValueTask<FuseEntry> LookupLazyRootAsync(string name)
+    /// <summary>A root name that is not on disk; <paramref name="interrupted"/> ends the wait for the caches (EINTR).</summary>
+    private async ValueTask<FuseEntry> LookupLazyRootAsync(string name, CancellationToken interrupted)
     {
         LazyTree? tree;
         try
         {
-            tree = await _trees.FindAsync(name, CancellationToken.None).ConfigureAwait(false);
+            tree = await _trees.FindAsync(name, interrupted).ConfigureAwait(false);
         }
         catch (LazyPathUnavailableException e)
         {
@@ -266,7 +270,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
             case LazyNode lazy:
                 if ((flags & OAccessModes) != Posix.ORead || (flags & OTruncate) != 0)
                     throw new FuseException(Errno.EROFS);
-                return OpenLazyAsync(lazy);
+                return OpenLazyAsync(lazy, context.Interrupted);
             case LowerNode lower:
                 try
                 {
@@ -282,7 +286,8 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         }
     }
 
-    private async ValueTask<FuseOpenResult> OpenLazyAsync(LazyNode node)
+    /// <summary>A lazy file's first open waits for its NAR; <paramref name="interrupted"/> ends the wait (EINTR), not the shared download.</summary>
+    private async ValueTask<FuseOpenResult> OpenLazyAsync(LazyNode node, CancellationToken interrupted)
     {
         Interlocked.Increment(ref _lazyOpens);
         var listed = node.Entry;
@@ -293,7 +298,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         NarBlob blob;
         try
         {
-            (tree, blob) = await _trees.OpenBlobAsync(node.Tree, CancellationToken.None).ConfigureAwait(false);
+            (tree, blob) = await _trees.OpenBlobAsync(node.Tree, interrupted).ConfigureAwait(false);
         }
         catch (LazyPathUnavailableException e)
         {
@@ -567,6 +572,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
 
     public void Dispose()
     {
+        _engine.Substituters.Warning -= _log.Error;
         foreach (var handle in _handles.Values)
             handle.Dispose();
         _handles.Clear();

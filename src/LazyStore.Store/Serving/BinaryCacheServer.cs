@@ -179,10 +179,18 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
             bool keepAlive = parsed.KeepAlive;
             bool head = parsed.Method == "HEAD";
             var fault = record.Fault;
-            while (fault is ServerFault.Delay delay)
+            while (fault is ServerFault.Delay or ServerFault.Hold)
             {
-                await Task.Delay(delay.Duration, stopping).ConfigureAwait(false);
-                fault = delay.Then;
+                if (fault is ServerFault.Delay delay)
+                {
+                    await Task.Delay(delay.Duration, stopping).ConfigureAwait(false);
+                    fault = delay.Then;
+                }
+                else if (fault is ServerFault.Hold hold)
+                {
+                    await hold.Until.WaitAsync(stopping).ConfigureAwait(false);
+                    fault = hold.Then;
+                }
             }
             if (parsed.Method is not ("GET" or "HEAD"))
                 return await SendTextAsync(stream, record, 405, head, keepAlive, stopping, ("Allow", "GET, HEAD")).ConfigureAwait(false);
@@ -227,6 +235,10 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
                     await SendFileBodyAsync(stream, file, Math.Min(stall.AfterBodyBytes, length), record, stopping).ConfigureAwait(false);
                     await WaitForClientToCloseAsync(stream, stopping).ConfigureAwait(false);
                     return false;
+                case ServerFault.Trickle trickle:
+                    await SendHeadAsync(stream, record, 200, length, ContentType(parsed.Path), keepAlive, stopping).ConfigureAwait(false);
+                    await TrickleFileBodyAsync(stream, file, length, trickle, record, stopping).ConfigureAwait(false);
+                    return keepAlive;
                 case ServerFault.CloseDelimited:
                     await SendHeadAsync(stream, record, 200, null, ContentType(parsed.Path), keepAlive: false, stopping).ConfigureAwait(false);
                     await SendFileBodyAsync(stream, file, length, record, stopping).ConfigureAwait(false);
@@ -356,6 +368,22 @@ public sealed class BinaryCacheServer : IAsyncDisposable, IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Sends the body a few bytes at a time, one piece per interval, until it is all sent or the client goes.</summary>
+    private async Task TrickleFileBodyAsync(NetworkStream stream, FileStream file, long count, ServerFault.Trickle trickle, RequestRecord record, CancellationToken stopping)
+    {
+        var piece = new byte[Math.Max(1, trickle.BytesPerInterval)];
+        while (count > 0)
+        {
+            int n = await file.ReadAsync(piece.AsMemory(0, (int)Math.Min(piece.Length, count)), stopping).ConfigureAwait(false);
+            if (n == 0)
+                throw new InvalidDataException($"'{file.Name}' shrank while it was being served");
+            await SendBodyBytesAsync(stream, piece.AsMemory(0, n), record, stopping).ConfigureAwait(false);
+            count -= n;
+            if (count > 0)
+                await Task.Delay(trickle.Interval, stopping).ConfigureAwait(false);
         }
     }
 
@@ -531,8 +559,14 @@ public abstract record ServerFault
     /// <summary>Serves these bytes, with their own length, instead of the file.</summary>
     public sealed record Body(byte[] Replacement) : ServerFault;
 
-    /// <summary>Waits, then answers normally or with <paramref name="Then"/>.</summary>
+    /// <summary>
+    /// Waits, then answers normally or with <paramref name="Then"/>. <see cref="Timeout.InfiniteTimeSpan"/>
+    /// makes a server that accepts and never answers (until it stops).
+    /// </summary>
     public sealed record Delay(TimeSpan Duration, ServerFault? Then = null) : ServerFault;
+
+    /// <summary>Answers nothing until <paramref name="Until"/> completes, then normally or with <paramref name="Then"/>.</summary>
+    public sealed record Hold(Task Until, ServerFault? Then = null) : ServerFault;
 
     /// <summary>Announces the file's full length, sends this many body bytes, then closes the connection (FIN).</summary>
     public sealed record Truncate(long AfterBodyBytes) : ServerFault;
@@ -542,6 +576,12 @@ public abstract record ServerFault
 
     /// <summary>Announces the file's full length, sends this many body bytes, then sends nothing until the client gives up.</summary>
     public sealed record Stall(long AfterBodyBytes = 0) : ServerFault;
+
+    /// <summary>
+    /// Announces the file's full length and sends <paramref name="BytesPerInterval"/> body bytes per
+    /// <paramref name="Interval"/>: a live but very slow server, which a stall timeout never ends.
+    /// </summary>
+    public sealed record Trickle(TimeSpan Interval, int BytesPerInterval = 1) : ServerFault;
 
     /// <summary>Serves the file without Content-Length, ending the body by closing the connection (RFC 9112 §6.3).</summary>
     public sealed record CloseDelimited : ServerFault;

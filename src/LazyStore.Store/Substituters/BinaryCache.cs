@@ -10,6 +10,13 @@ namespace LazyStore.Store.Substituters;
 /// <c>&lt;hash&gt;.ls</c> and the NAR files the narinfos point to. Everything it returns is parsed and
 /// checked for form; trust (signatures, hashes) is decided by its callers.
 /// </summary>
+/// <remarks>
+/// A transfer that times out or keeps failing (<see cref="CacheTransferException"/>) makes the cache
+/// skipped for <see cref="SkipTime"/>, as Nix's HttpBinaryCacheStore disables a cache after such an
+/// error: requests fail at once with <see cref="CacheSkippedException"/>, and metadata requests
+/// already waiting on it give up, so lookups go on to the other caches instead of waiting out the
+/// same deadline one after another. NAR downloads in progress go on.
+/// </remarks>
 public sealed class BinaryCache : IDisposable
 {
     /// <summary>Nix's default priority for a cache whose nix-cache-info names none.</summary>
@@ -19,11 +26,108 @@ public sealed class BinaryCache : IDisposable
     private const long MaxListingBytes = 256L << 20;
 
     private readonly BinaryCacheTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly Action<string>? _warn;
+    private readonly Lock _skipLock = new();
+    private CancellationTokenSource _skipping = new();
+    private long _skippedAt;
+    private string? _skipReason;
 
-    public BinaryCache(BinaryCacheTransport transport)
+    /// <param name="transport">How the cache's files are read.</param>
+    /// <param name="time">The clock of the skip window.</param>
+    /// <param name="warn">Told, in one line naming the cache, when it starts being skipped.</param>
+    public BinaryCache(BinaryCacheTransport transport, TimeProvider? time = null, Action<string>? warn = null)
     {
         _transport = transport;
+        _time = time ?? TimeProvider.System;
+        _warn = warn;
         Url = transport.BaseUri.AbsoluteUri.TrimEnd('/');
+    }
+
+    /// <summary>How long a cache whose transfer timed out or failed is not asked (Nix: 60 s).</summary>
+    public static TimeSpan SkipTime { get; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Why requests to this cache fail at once now, or null when it is asked.</summary>
+    public string? WhySkipped
+    {
+        get
+        {
+            lock (_skipLock)
+            {
+                if (_skipReason is null)
+                    return null;
+                var left = SkipTime - _time.GetElapsedTime(_skippedAt);
+                if (left > TimeSpan.Zero)
+                    return $"skipped for {Math.Ceiling(left.TotalSeconds):0} more s after: {_skipReason}";
+                _skipReason = null;
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts the skip window if <paramref name="failure"/> (or what it wraps) is a failed transfer from this
+    /// cache. Returns whether it was one.
+    /// </summary>
+    public bool ReportFailure(Exception failure)
+    {
+        for (var e = failure; e is not null; e = e.InnerException)
+        {
+            if (e is CacheTransferException transfer)
+            {
+                Skip(transfer);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void Skip(CacheTransferException failure)
+    {
+        CancellationTokenSource waiting;
+        lock (_skipLock)
+        {
+            if (_skipReason is not null && _time.GetElapsedTime(_skippedAt) < SkipTime)
+                return;
+            _skippedAt = _time.GetTimestamp();
+            _skipReason = failure.Reason;
+            waiting = _skipping;
+            _skipping = new CancellationTokenSource();
+        }
+        _warn?.Invoke($"binary cache {Url} is skipped for the next {SkipTime.TotalSeconds:0} s: {failure.Url}: {failure.Reason}");
+        // Continuations of the requests that give up run on the thread pool, not here.
+        _ = waiting.CancelAsync();
+    }
+
+    private void ThrowIfSkipped(string file)
+    {
+        if (WhySkipped is { } why)
+            throw new CacheSkippedException(_transport.Resolve(file), why);
+    }
+
+    /// <summary>A metadata file of the cache, read whole; given up when the cache starts being skipped.</summary>
+    private async Task<byte[]?> GetFileAsync(string file, long maxBytes, CancellationToken cancellationToken)
+    {
+        ThrowIfSkipped(file);
+        CancellationToken skipping;
+        lock (_skipLock)
+            skipping = _skipping.Token;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, skipping);
+        try
+        {
+            return await _transport.TryGetBytesAsync(file, maxBytes, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (linked.IsCancellationRequested && e is OperationCanceledException or IOException)
+        {
+            // A request cut off by cancellation may surface as an IOException of the connection it ran on.
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new CacheSkippedException(_transport.Resolve(file), WhySkipped ?? "skipped after another request to it failed", e);
+        }
+        catch (CacheTransferException e)
+        {
+            Skip(e);
+            throw;
+        }
     }
 
     /// <summary>The cache's URL without a trailing slash: how messages and the state directory name it.</summary>
@@ -45,7 +149,7 @@ public sealed class BinaryCache : IDisposable
     /// <summary>The cache's nix-cache-info, or null when it has none.</summary>
     public async Task<NixCacheInfo?> GetCacheInfoAsync(CancellationToken cancellationToken)
     {
-        var bytes = await _transport.TryGetBytesAsync(NixCacheInfo.FileName, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
+        var bytes = await GetFileAsync(NixCacheInfo.FileName, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
         if (bytes is null)
             return null;
         var source = _transport.Resolve(NixCacheInfo.FileName).ToString();
@@ -67,7 +171,7 @@ public sealed class BinaryCache : IDisposable
     public async Task<(NarInfo Info, string Text)?> TryGetNarInfoAsync(StorePath path, StoreDirectory storeDirectory, CancellationToken cancellationToken)
     {
         var file = path.HashPart + ".narinfo";
-        var bytes = await _transport.TryGetBytesAsync(file, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
+        var bytes = await GetFileAsync(file, MaxNarInfoBytes, cancellationToken).ConfigureAwait(false);
         if (bytes is null)
             return null;
         var url = _transport.Resolve(file);
@@ -111,7 +215,7 @@ public sealed class BinaryCache : IDisposable
     public async Task<NarListingNode?> TryGetListingAsync(StorePath path, CancellationToken cancellationToken)
     {
         var file = path.HashPart + ".ls";
-        var bytes = await _transport.TryGetBytesAsync(file, MaxListingBytes, cancellationToken).ConfigureAwait(false);
+        var bytes = await GetFileAsync(file, MaxListingBytes, cancellationToken).ConfigureAwait(false);
         if (bytes is null)
             return null;
         var url = _transport.Resolve(file);
@@ -125,15 +229,33 @@ public sealed class BinaryCache : IDisposable
         }
     }
 
-    /// <summary>Opens the NAR file a narinfo points to, or null when the cache does not have it.</summary>
-    public Task<BinaryCacheResponse?> OpenNarAsync(NarInfo info, CancellationToken cancellationToken) =>
-        _transport.TryOpenAsync(info.Url, cancellationToken);
+    /// <summary>
+    /// Opens the NAR file a narinfo points to, or null when the cache does not have it. A failure while its
+    /// body is read is the caller's to report (<see cref="ReportFailure"/>).
+    /// </summary>
+    public async Task<BinaryCacheResponse?> OpenNarAsync(NarInfo info, CancellationToken cancellationToken)
+    {
+        ThrowIfSkipped(info.Url);
+        try
+        {
+            return await _transport.TryOpenAsync(info.Url, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CacheTransferException e)
+        {
+            Skip(e);
+            throw;
+        }
+    }
 
     public Uri Resolve(string relativePath) => _transport.Resolve(relativePath);
 
     public override string ToString() => Url;
 
-    public void Dispose() => _transport.Dispose();
+    public void Dispose()
+    {
+        _transport.Dispose();
+        _skipping.Dispose();
+    }
 
     /// <summary>
     /// Nix uploads listings with a Content-Encoding (ls-compression) that file:// caches and some servers do
@@ -171,6 +293,9 @@ public sealed class NarInfoRejectedException(Uri url, string reason, Exception? 
 
 /// <summary>A cache that must not be used at all: it serves another store directory, or its nix-cache-info is malformed.</summary>
 public sealed class CacheRefusedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);
+
+/// <summary>A cache that is skipped for now (<see cref="BinaryCache.SkipTime"/>) after a transfer from it failed; says why.</summary>
+public sealed class CacheSkippedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);
 
 /// <summary>A cache served a listing that is not a valid NAR tree.</summary>
 public sealed class ListingRejectedException(Uri url, string reason, Exception? inner = null) : BinaryCacheException(url, reason, inner);

@@ -1,13 +1,15 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 
 namespace LazyStore.Store.Substituters;
 
 /// <summary>
 /// A binary cache over HTTP(S), reading responses as Nix does (libstore/filetransfer.cc): 404, 410 and
-/// 403 mean "not in this cache"; 408, 429, 5xx other than 501, 505 and 511, connection failures and
-/// timeouts are transient and retried with exponential backoff; any other status is an error at once.
+/// 403 mean "not in this cache"; 408, 429, 5xx other than 501, 505 and 511 and connection failures are
+/// transient and retried with exponential backoff, as are timeouts; any other status is an error at once.
+/// Deadlines are Nix's connect-timeout and stalled-download-timeout (<see cref="TransportOptions"/>).
 /// (Nix also takes 401 and 407 for "not in this cache"; here they are errors, so that a missing or wrong
 /// netrc login is reported rather than hidden.) Bodies are passed on as served: no content decoding,
 /// since NAR files are compressed already and a narinfo's FileHash covers the bytes as served.
@@ -19,10 +21,9 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
     // Nix sets CURLOPT_MAXREDIRS to 10.
     private const int MaxRedirects = 10;
 
-    // Nix's http-connections default.
-    private const int MaxConnectionsPerServer = 25;
-
     private const int ReadChunkSize = 64 * 1024;
+
+    private static readonly HttpRequestOptionsKey<ResponseDeadline> DeadlineKey = new("LazyStore.ResponseDeadline");
 
     private readonly HttpClient _client;
     private readonly Netrc _netrc;
@@ -36,7 +37,9 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Attempts, 1, nameof(TransportOptions.Attempts));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RetryDelay, TimeSpan.Zero, nameof(TransportOptions.RetryDelay));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ConnectTimeout, TimeSpan.Zero, nameof(TransportOptions.ConnectTimeout));
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ReadTimeout, TimeSpan.Zero, nameof(TransportOptions.ReadTimeout));
+        if (options.StalledDownloadTimeout <= TimeSpan.Zero && options.StalledDownloadTimeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(TransportOptions.StalledDownloadTimeout), "must be positive, or infinite for no stall limit");
+        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxConnections, nameof(TransportOptions.MaxConnections));
         Options = options;
         _netrc = Netrc.Load(options.NetrcFile);
         var handler = new SocketsHttpHandler
@@ -46,10 +49,11 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
             // Redirects are followed here, so that each hop gets the netrc login of its own host and no other.
             AllowAutoRedirect = false,
             UseCookies = false,
-            MaxConnectionsPerServer = MaxConnectionsPerServer,
+            MaxConnectionsPerServer = options.MaxConnections == 0 ? int.MaxValue : options.MaxConnections,
             EnableMultipleHttp2Connections = true,
             // An abandoned body closes its connection at once instead of being drained in the background.
             MaxResponseDrainSize = 0,
+            ConnectCallback = ConnectAsync,
         };
         _client = new HttpClient(handler, disposeHandler: true)
         {
@@ -135,7 +139,7 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
             catch (TransientFailure e)
             {
                 if (n >= Options.Attempts)
-                    throw new BinaryCacheException(url, $"{e.Message} (gave up after {n} attempt{(n == 1 ? "" : "s")})", e.InnerException);
+                    throw new CacheTransferException(url, $"{e.Message} (gave up after {n} attempt{(n == 1 ? "" : "s")})", e.InnerException);
             }
             var delay = Options.RetryDelay * Math.Pow(2, n - 1 + (Random.Shared.NextDouble() / 2));
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
@@ -185,21 +189,46 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
             var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{credentials.Login}:{credentials.Password}"));
             request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
         }
+        // Nix's deadlines as curl applies them: connect-timeout while a connection is opened for the
+        // request, then stalled-download-timeout until the response starts.
         using var headersTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        headersTimeout.CancelAfter(Options.ConnectTimeout);
+        request.Options.Set(DeadlineKey, new ResponseDeadline(headersTimeout, Options));
+        headersTimeout.CancelAfter(Options.StalledDownloadTimeout);
         try
         {
             return await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headersTimeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new TransientFailure($"no response headers from {target} within {Seconds(Options.ConnectTimeout)}", e);
+            var reason = e.InnerException is TimeoutException
+                ? $"could not connect to {target.Authority} within {Seconds(Options.ConnectTimeout)} (connect-timeout)"
+                : $"no response from {target} within {Seconds(Options.StalledDownloadTimeout)} (stalled-download-timeout)";
+            throw new TransientFailure(reason, e);
         }
         catch (HttpRequestException e)
         {
             // Refused or reset connections, DNS failures, TLS failures and malformed responses: Nix retries all of these.
             throw new TransientFailure($"request to {target} failed: {e.Message}", e);
         }
+    }
+
+    /// <summary>Opens a connection as SocketsHttpHandler does by default, telling the request that asked for it when it is up.</summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        context.InitialRequestMessage.Options.TryGetValue(DeadlineKey, out var deadline);
+        deadline?.Connecting();
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        deadline?.Connected();
+        return new NetworkStream(socket, ownsSocket: true);
     }
 
     private static Uri RedirectTarget(Uri url, Uri from, Uri? location)
@@ -219,7 +248,7 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
         try
         {
             var inner = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            return new HttpBodyStream(url, response, inner, response.Content.Headers.ContentLength, Options.ReadTimeout);
+            return new HttpBodyStream(url, response, inner, response.Content.Headers.ContentLength, Options.StalledDownloadTimeout);
         }
         catch (HttpRequestException e)
         {
@@ -254,6 +283,31 @@ public sealed class HttpBinaryCacheTransport : BinaryCacheTransport
         new(url, $"file is larger than the {limit} bytes allowed: {what}");
 
     internal static string Seconds(TimeSpan span) => $"{span.TotalSeconds:0.###} s";
+
+    /// <summary>
+    /// The deadline of one request's response headers: the stall timeout from sending, or, when the request
+    /// opens a connection, the connect timeout (the handler's) plus the stall timeout from when it is up.
+    /// </summary>
+    private sealed class ResponseDeadline(CancellationTokenSource timer, TransportOptions options)
+    {
+        public void Connecting() => Reschedule(options.StalledDownloadTimeout == Timeout.InfiniteTimeSpan
+            ? Timeout.InfiniteTimeSpan
+            : options.ConnectTimeout + options.StalledDownloadTimeout);
+
+        public void Connected() => Reschedule(options.StalledDownloadTimeout);
+
+        private void Reschedule(TimeSpan delay)
+        {
+            try
+            {
+                timer.CancelAfter(delay);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The request ended before the connection it asked for was up; another request may use it.
+            }
+        }
+    }
 
     /// <summary>A failure that another attempt may not meet: its message is the reason given if none succeeds.</summary>
     private sealed class TransientFailure(string reason, Exception? inner = null) : Exception(reason, inner);

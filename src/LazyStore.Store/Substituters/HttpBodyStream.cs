@@ -3,16 +3,17 @@ using LazyStore.Nix.IO;
 namespace LazyStore.Store.Substituters;
 
 /// <summary>
-/// The body of an HTTP download. Reads fail with <see cref="BinaryCacheException"/> (an <see cref="IOException"/>
-/// naming the URL) when they wait longer than the read timeout for data, when the connection breaks, or
-/// when the body ends short of its announced length; after a failure every read fails the same way.
+/// The body of an HTTP download. Reads fail with <see cref="CacheTransferException"/> (an <see cref="IOException"/>
+/// naming the URL) when they wait longer than the stall timeout for data (stalled-download-timeout), when
+/// the connection breaks, or when the body ends short of its announced length; after a failure every read
+/// fails the same way.
 /// Owns the response and disposes it.
 /// </summary>
 internal sealed class HttpBodyStream(Uri url, HttpResponseMessage response, Stream inner, long? length, TimeSpan readTimeout)
     : ReadOnlyStream
 {
     private long _received;
-    private BinaryCacheException? _failure;
+    private CacheTransferException? _failure;
 
     public override int Read(Span<byte> buffer)
     {
@@ -90,25 +91,25 @@ internal sealed class HttpBodyStream(Uri url, HttpResponseMessage response, Stre
         // SocketsHttpHandler reports a short Content-Length body itself (HttpIOException, ResponseEnded);
         // this holds whatever the handler.
         if (length is { } expected && _received < expected)
-            throw Fail(new BinaryCacheException(url, $"body ended after {Progress}"));
+            throw Fail(new CacheTransferException(url, $"body ended after {Progress}"));
         return 0;
     }
 
     private void ThrowIfFailed()
     {
         if (_failure is not null)
-            throw new BinaryCacheException(url, _failure.Reason, _failure);
+            throw new CacheTransferException(url, _failure.Reason, _failure);
     }
 
-    private BinaryCacheException Fail(BinaryCacheException failure) => _failure = failure;
+    private CacheTransferException Fail(CacheTransferException failure) => _failure = failure;
 
-    private BinaryCacheException Stalled(Exception? cause)
+    private CacheTransferException Stalled(Exception? cause)
     {
-        var reason = $"no data for {HttpBinaryCacheTransport.Seconds(readTimeout)} after {Progress}";
-        return new BinaryCacheException(url, reason, new TimeoutException(reason, cause));
+        var reason = $"no data for {HttpBinaryCacheTransport.Seconds(readTimeout)} after {Progress} (stalled-download-timeout)";
+        return new CacheTransferException(url, reason, new TimeoutException(reason, cause));
     }
 
-    private BinaryCacheException Broken(Exception cause) =>
+    private CacheTransferException Broken(Exception cause) =>
         cause is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded }
             ? new(url, $"body ended after {Progress}", cause)
             : new(url, $"body broken off after {Progress}: {cause.Message}", cause);

@@ -21,59 +21,51 @@ public sealed class SubstituterSet : IDisposable
 {
     private readonly SubstituterSettings _settings;
     private readonly StoreCatalog _catalog;
-    private readonly List<BinaryCache> _caches;
-    private readonly SemaphoreSlim _initLock = new(1, 1);
+    private readonly BinaryCache[] _configured;
+    private readonly Lazy<Task[]> _initializations;
     private readonly ConcurrentDictionary<string, string> _unusable = new(StringComparer.Ordinal);
-    private bool _initialized;
 
-    public SubstituterSet(SubstituterSettings settings, StoreCatalog catalog, StoreDirectory storeDirectory, TransportOptions? transportOptions = null)
+    public SubstituterSet(SubstituterSettings settings, StoreCatalog catalog, StoreDirectory storeDirectory, TransportOptions? transportOptions = null,
+        TimeProvider? time = null)
     {
         _settings = settings;
         _catalog = catalog;
         StoreDirectory = storeDirectory;
-        var options = transportOptions ?? new TransportOptions { NetrcFile = settings.NetrcFile };
-        _caches = settings.Substituters.Select(u => new BinaryCache(BinaryCacheTransport.Create(u, options))).ToList();
+        var options = transportOptions ?? TransportOptions.From(settings);
+        _configured = settings.Substituters.Select(u => new BinaryCache(BinaryCacheTransport.Create(u, options), time, message => Warning?.Invoke(message))).ToArray();
+        // Each cache's nix-cache-info is read once, all at the same time: a cache that does not answer holds
+        // up the first lookups until its deadline, and is skipped from then on.
+        _initializations = new(() => _configured.Select(c => Task.Run(() => InitializeCacheAsync(c))).ToArray());
     }
+
+    /// <summary>One line naming a cache each time it starts being skipped after a transfer from it failed.</summary>
+    public event Action<string>? Warning;
 
     public StoreDirectory StoreDirectory { get; }
 
     public SubstituterSettings Settings => _settings;
 
-    /// <summary>The caches in the order they are asked (after <see cref="InitializeAsync"/>: by priority).</summary>
-    public IReadOnlyList<BinaryCache> Caches => _caches;
+    /// <summary>
+    /// The caches in the order they are asked (after <see cref="InitializeAsync"/>): by priority, lower
+    /// first, keeping the configured order among equals.
+    /// </summary>
+    public IReadOnlyList<BinaryCache> Caches =>
+        _configured.Select((c, i) => (c, i)).OrderBy(x => x.c.Priority).ThenBy(x => x.i).Select(x => x.c).ToList();
 
     /// <summary>How long a cache's nix-cache-info is remembered (Nix keeps it for 7 days).</summary>
     public static TimeSpan CacheInfoTtl { get; } = TimeSpan.FromDays(7);
 
     /// <summary>
-    /// Reads each cache's nix-cache-info (or the remembered copy) and orders the caches by priority, lower
-    /// first, keeping the configured order among equals. A cache for another store directory, or with a
-    /// malformed nix-cache-info, is left out of every lookup and the reason kept for error messages; one
-    /// that cannot be reached now keeps the default priority and is asked again on each lookup, so a
-    /// long-running mount survives a cache that was down when it started.
+    /// Reads each cache's nix-cache-info (or the remembered copy), which orders the caches by priority. A
+    /// cache for another store directory, or with a malformed nix-cache-info, is left out of every lookup
+    /// and the reason kept for error messages; one that cannot be reached now keeps the default priority
+    /// and is asked again on later lookups (after its skip window), so a long-running mount survives a
+    /// cache that was down when it started. Cancelling stops the wait, not the reading.
     /// </summary>
-    public async Task InitializeAsync(CancellationToken cancellationToken)
-    {
-        if (_initialized)
-            return;
-        await _initLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_initialized)
-                return;
-            await Task.WhenAll(_caches.Select(c => InitializeCacheAsync(c, cancellationToken))).ConfigureAwait(false);
-            var ordered = _caches.Select((c, i) => (c, i)).OrderBy(x => x.c.Priority).ThenBy(x => x.i).Select(x => x.c).ToList();
-            _caches.Clear();
-            _caches.AddRange(ordered);
-            _initialized = true;
-        }
-        finally
-        {
-            _initLock.Release();
-        }
-    }
+    public Task InitializeAsync(CancellationToken cancellationToken) =>
+        Task.WhenAll(_initializations.Value).WaitAsync(cancellationToken);
 
-    private async Task InitializeCacheAsync(BinaryCache cache, CancellationToken cancellationToken)
+    private async Task InitializeCacheAsync(BinaryCache cache)
     {
         try
         {
@@ -88,7 +80,7 @@ public sealed class SubstituterSet : IDisposable
                 }, StoreDirectory);
                 return;
             }
-            var info = await cache.GetCacheInfoAsync(cancellationToken).ConfigureAwait(false);
+            var info = await cache.GetCacheInfoAsync(CancellationToken.None).ConfigureAwait(false);
             cache.Apply(info, StoreDirectory);
             if (info is not null)
                 _catalog.PutCacheInfo(cache.Url, info);
@@ -114,7 +106,7 @@ public sealed class SubstituterSet : IDisposable
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
         var answers = new List<string>();
-        foreach (var cache in _caches)
+        foreach (var cache in Caches)
         {
             if (WhyUnusable(cache) is { } why)
             {
@@ -132,7 +124,7 @@ public sealed class SubstituterSet : IDisposable
                 answers.Add($"{cache.Url}: {e.Reason}");
             }
         }
-        if (_caches.Count == 0)
+        if (_configured.Length == 0)
             answers.Add("no substituters are configured");
         throw new PathNotSubstitutableException(path.ToFullPath(StoreDirectory), answers);
     }
@@ -247,9 +239,8 @@ public sealed class SubstituterSet : IDisposable
 
     public void Dispose()
     {
-        foreach (var cache in _caches)
+        foreach (var cache in _configured)
             cache.Dispose();
-        _initLock.Dispose();
     }
 }
 

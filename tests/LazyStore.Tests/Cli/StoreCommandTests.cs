@@ -125,6 +125,24 @@ public sealed class StoreCommandTests(OwnCaches caches) : IClassFixture<OwnCache
         Assert.Equal($"error: {missing} is not available from any substituter (file://{XzCache}: not found)\n", result.Stderr);
     }
 
+    [Fact]
+    public async Task Deadline_flags_replace_nix_conf_and_end_the_wait_for_a_cache_that_never_answers()
+    {
+        using var dead = new LazyStore.Store.Serving.BinaryCacheServer(_dir.Sub("."))
+        {
+            Faults = _ => new LazyStore.Store.Serving.ServerFault.Delay(Timeout.InfiniteTimeSpan),
+        };
+        string[] args =
+        [
+            "info", Tree.StorePath.ToFullPath(), "--substituter", dead.BaseUri.ToString(), "--trusted-public-key", caches.Key.PublicKey.ToString(),
+            "--state-dir", _dir.Sub("state"), "--connect-timeout", "30", "--stalled-download-timeout", "1", "--download-attempts", "2",
+        ];
+        var result = await Task.Run(() => CliRunner.Run(args)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("within 1 s (stalled-download-timeout) (gave up after 2 attempts)", result.Stderr);
+        Assert.Equal(2, dead.Requests.Count);
+    }
+
     public void Dispose() => _dir.Dispose();
 }
 

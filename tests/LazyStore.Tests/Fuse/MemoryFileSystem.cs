@@ -87,6 +87,9 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     /// <summary>Awaited at the start of every operation with its name and the node's name; may throw to fail it.</summary>
     public Func<string, string, ValueTask>? Intercept { get; set; }
 
+    /// <summary>Like <see cref="Intercept"/>, for lookup, open and read only, with the request's <see cref="FuseRequestContext.Interrupted"/> token.</summary>
+    public Func<string, string, CancellationToken, ValueTask>? InterceptInterruptible { get; set; }
+
     public FuseConnection? Connection { get; private set; }
 
     /// <summary>Operations by name, counted as they start.</summary>
@@ -178,7 +181,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     public async ValueTask<FuseEntry> LookupAsync(FuseRequestContext context, ulong parent, string name)
     {
-        await Enter("lookup", name);
+        await Enter("lookup", name, context.Interrupted);
         lock (_gate)
         {
             var directory = Directory(parent);
@@ -353,7 +356,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     public async ValueTask<FuseOpenResult> OpenAsync(FuseRequestContext context, ulong nodeId, int flags)
     {
-        await Enter("open", NameOf(nodeId));
+        await Enter("open", NameOf(nodeId), context.Interrupted);
         lock (_gate)
         {
             var node = Node(nodeId);
@@ -365,7 +368,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
     public async ValueTask<int> ReadAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, Memory<byte> buffer)
     {
-        await Enter("read", NameOf(nodeId));
+        await Enter("read", NameOf(nodeId), context.Interrupted);
         lock (_gate)
         {
             var data = Node(nodeId).Data;
@@ -517,11 +520,14 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         }
     }
 
-    private ValueTask Enter(string operation, string name)
+    private async ValueTask Enter(string operation, string name, CancellationToken interrupted = default)
     {
         lock (_gate)
             Calls[operation] = Calls.GetValueOrDefault(operation) + 1;
-        return Intercept?.Invoke(operation, name) ?? ValueTask.CompletedTask;
+        if (InterceptInterruptible is { } interruptible)
+            await interruptible(operation, name, interrupted);
+        if (Intercept is { } intercept)
+            await intercept(operation, name);
     }
 
     private MemoryNode Add(string path, uint mode)

@@ -159,7 +159,8 @@ public sealed class LazyTreeTests(MountCaches caches)
     {
         using var mount = Own();
         int failing = 1;
-        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Status(503) : null;
+        // Not a transfer failure (a 503 after every attempt would have the cache skipped for a minute): a wrong file.
+        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Body([1, 2, 3]) : null;
         await mount.RegisterAsync(caches.Late);
         var store = mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, FailureBackoff = TimeSpan.FromHours(1) });
         var greeting = mount.In(caches.Late, "greeting");
@@ -182,7 +183,8 @@ public sealed class LazyTreeTests(MountCaches caches)
     {
         using var mount = Own();
         int failing = 1;
-        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Status(503) : null;
+        // Not a transfer failure (a 503 after every attempt would have the cache skipped for a minute): a wrong file.
+        mount.Server.Faults = r => Volatile.Read(ref failing) == 1 && r.Path == caches.Late.Url ? new ServerFault.Body([1, 2, 3]) : null;
         await mount.RegisterAsync(caches.Late);
         var store = mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, FailureBackoff = TimeSpan.Zero });
         var greeting = mount.In(caches.Late, "greeting");

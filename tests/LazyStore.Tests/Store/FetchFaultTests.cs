@@ -355,11 +355,40 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
         var info = caches.Infos(CompressionMethod.Xz)[0];
         var server = Server(cache);
         server.Faults = _ => new ServerFault.Status(502);
-        using var store = Store(cache);
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock);
         var e = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
         Assert.Contains("502", e.Message);
         server.Faults = null;
+        // Skipped for a while after failing, as Nix disables a cache; asked again afterwards.
+        var requests = server.Requests.Count;
+        var skipped = await Assert.ThrowsAsync<PathNotSubstitutableException>(() => store.GetAsync(Full(info)));
+        Assert.Contains($"{Url(cache)}: skipped for 60 more s after: HTTP 502", skipped.Message);
+        Assert.Equal(requests, server.Requests.Count);
+        clock.Advance(BinaryCache.SkipTime);
         Assert.Equal(info.NarHash, (await store.GetAsync(Full(info))).Info.NarHash);
+    }
+
+    [Fact]
+    public async Task A_listing_that_stalls_skips_the_cache_for_a_while_and_is_asked_for_again_after()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        var listing = info.StorePath.HashPart + ".ls";
+        var server = Server(cache);
+        server.Faults = r => r.Path == listing ? new ServerFault.Stall(10) : null;
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock,
+            transport: StoreHarness.FastTransport with { Attempts = 1, StalledDownloadTimeout = TimeSpan.FromMilliseconds(300) });
+        var path = await store.GetAsync(Full(info));
+
+        Assert.Equal(NarTree.None, (await store.Engine.EnsureTreeAsync(path, fetchIfUnlisted: false, CancellationToken.None)).Tree);
+        Assert.Contains("stalled-download-timeout", store.Engine.Substituters.Caches[0].WhySkipped);
+        server.Faults = null;
+        clock.Advance(BinaryCache.SkipTime);
+        // A listing that could not be read is not remembered as missing.
+        Assert.Equal(NarTree.Listing, (await store.Engine.EnsureTreeAsync(path, fetchIfUnlisted: false, CancellationToken.None)).Tree);
+        Assert.Equal(2, server.CountRequests(p => p == listing));
     }
 
     [Fact]
@@ -390,14 +419,19 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
             "truncate" => new ServerFault.Truncate(half),
             _ => new ServerFault.Stall(half),
         } : null;
-        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey],
-            transport: StoreHarness.FastTransport with { ReadTimeout = TimeSpan.FromMilliseconds(500) });
+        var clock = new ManualClock();
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], time: clock,
+            transport: StoreHarness.FastTransport with { StalledDownloadTimeout = TimeSpan.FromMilliseconds(500) });
         var e = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
         Assert.Contains(Url(cache) + "/" + info.Url, e.Message);
         store.AssertNothingStored(info);
         Assert.Contains(store.Engine.Catalog.GetFailures(info.NarHash.ToString()), f => f.Cache == Url(cache));
 
         server.Faults = null;
+        // The cache is skipped for a while after a failed transfer; the next fetch after that succeeds.
+        var skipped = await Assert.ThrowsAsync<NarUnavailableException>(() => store.FetchAsync(Full(info)));
+        Assert.Contains("skipped for 60 more s after:", skipped.Message);
+        clock.Advance(BinaryCache.SkipTime);
         var nar = await store.FetchAsync(Full(info));
         store.AssertTreeMatches(nar, caches.SourceLarge);
     }
@@ -430,4 +464,8 @@ public sealed class ManualClock : TimeProvider
     public void Advance(TimeSpan by) => _now += by;
 
     public override DateTimeOffset GetUtcNow() => _now;
+
+    public override long GetTimestamp() => _now.UtcTicks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 }

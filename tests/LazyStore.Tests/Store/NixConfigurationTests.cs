@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LazyStore.Store.Configuration;
+using LazyStore.Store.Substituters;
 using LazyStore.Tests.Support;
 
 namespace LazyStore.Tests.Store;
@@ -87,10 +88,35 @@ public class NixConfigurationTests
         Assert.False(overridden.RequireSignatures);
     }
 
+    [Fact]
+    public void Download_deadlines_are_read_with_nixes_defaults_and_meanings()
+    {
+        var defaults = SubstituterSettings.From(new NixConfiguration(), "/etc/nix");
+        // connect-timeout 0 is curl's default of 300 s.
+        Assert.Equal(TimeSpan.FromSeconds(300), defaults.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(300), defaults.StalledDownloadTimeout);
+        Assert.Equal(5, defaults.DownloadAttempts);
+        Assert.Equal(25, defaults.HttpConnections);
+
+        var c = new NixConfiguration();
+        c.ApplyText("connect-timeout = 7\nstalled-download-timeout = 11\ndownload-attempts = 3\nhttp-connections = 9\n", "t", "/");
+        var set = SubstituterSettings.From(c, "/etc/nix");
+        var transport = TransportOptions.From(set);
+        Assert.Equal((TimeSpan.FromSeconds(7), TimeSpan.FromSeconds(11), 3, 9), (transport.ConnectTimeout, transport.StalledDownloadTimeout, transport.Attempts, transport.MaxConnections));
+
+        // 0 turns the stall limit off; no attempt at all is still one; 0 connections is no limit.
+        c.ApplyText("connect-timeout = 0\nstalled-download-timeout = 0\ndownload-attempts = 0\nhttp-connections = 0\n", "t", "/");
+        var zero = SubstituterSettings.From(c, "/etc/nix");
+        Assert.Equal((TimeSpan.FromSeconds(300), Timeout.InfiniteTimeSpan, 1, 0), (zero.ConnectTimeout, zero.StalledDownloadTimeout, zero.DownloadAttempts, zero.HttpConnections));
+    }
+
     [Theory]
     [InlineData("substituters = ftp://x")]
     [InlineData("require-sigs = maybe")]
     [InlineData("narinfo-cache-negative-ttl = soon")]
+    [InlineData("connect-timeout = -1")]
+    [InlineData("stalled-download-timeout = 5s")]
+    [InlineData("download-attempts = many")]
     public void Invalid_values_are_errors_naming_the_setting(string line)
     {
         var c = new NixConfiguration();

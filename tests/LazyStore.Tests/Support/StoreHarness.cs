@@ -36,7 +36,7 @@ public sealed class StoreHarness : IDisposable
         Attempts = 3,
         RetryDelay = TimeSpan.FromMilliseconds(5),
         ConnectTimeout = TimeSpan.FromSeconds(10),
-        ReadTimeout = TimeSpan.FromSeconds(5),
+        StalledDownloadTimeout = TimeSpan.FromSeconds(5),
     };
 
     public LazyStoreEngine Engine { get; }

@@ -6,6 +6,7 @@ using LazyStore.Store;
 using LazyStore.Store.Configuration;
 using LazyStore.Store.Mount;
 using LazyStore.Store.Serving;
+using LazyStore.Store.Substituters;
 
 namespace LazyStore.Tests.Support;
 
@@ -25,7 +26,9 @@ public sealed class StoreMountHarness : IDisposable
 
     /// <param name="cacheDir">The binary cache directory the loopback server serves.</param>
     /// <param name="trustedKeys">The keys whose signatures the engine accepts.</param>
-    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys)
+    /// <param name="transport">Timeouts and retries of the engine's HTTP requests; fast ones by default.</param>
+    /// <param name="moreCaches">Caches asked after the loopback server, in this order.</param>
+    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys, TransportOptions? transport = null, IEnumerable<Uri>? moreCaches = null)
     {
         _syncLog = TextWriter.Synchronized(_log);
         Server = new BinaryCacheServer(cacheDir);
@@ -36,11 +39,11 @@ public sealed class StoreMountHarness : IDisposable
             StateDirectory = _dir.Sub("state"),
             Substituters = new SubstituterSettings
             {
-                Substituters = [Server.BaseUri],
+                Substituters = [Server.BaseUri, .. moreCaches ?? []],
                 TrustedPublicKeys = trustedKeys.ToList(),
                 RequireSignatures = true,
             },
-            Transport = StoreHarness.FastTransport,
+            Transport = transport ?? StoreHarness.FastTransport,
         };
         Engine = LazyStoreEngine.Open(_engineOptions);
     }

@@ -19,7 +19,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
         Attempts = 3,
         RetryDelay = TimeSpan.FromMilliseconds(5),
         ConnectTimeout = TimeSpan.FromSeconds(30),
-        ReadTimeout = TimeSpan.FromSeconds(30),
+        StalledDownloadTimeout = TimeSpan.FromSeconds(30),
     };
 
     private readonly TempDir _cache = new();
@@ -106,7 +106,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
         Put("nar/x.nar", 10);
         _server.Faults = _ => new ServerFault.Status(500);
         using var transport = Transport();
-        var e = await Assert.ThrowsAsync<BinaryCacheException>(() => transport.TryOpenAsync("nar/x.nar", default));
+        var e = await Assert.ThrowsAsync<CacheTransferException>(() => transport.TryOpenAsync("nar/x.nar", default));
         Assert.Equal(transport.Resolve("nar/x.nar"), e.Url);
         Assert.Contains(e.Url.ToString(), e.Message, StringComparison.Ordinal);
         Assert.Contains("HTTP 500", e.Message, StringComparison.Ordinal);
@@ -121,7 +121,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
         _server.Faults = _ => new ServerFault.Status(503);
         using var transport = Transport(Fast with { Attempts = 3, RetryDelay = TimeSpan.FromMilliseconds(100) });
         var clock = Stopwatch.StartNew();
-        await Assert.ThrowsAsync<BinaryCacheException>(() => transport.TryGetBytesAsync("x", 100, default));
+        await Assert.ThrowsAsync<CacheTransferException>(() => transport.TryGetBytesAsync("x", 100, default));
         // At least 100 ms before the second attempt and 200 ms before the third.
         Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(300), $"gave up after {clock.Elapsed}");
     }
@@ -134,7 +134,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
         var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         using var transport = Transport(baseUri: new Uri($"http://127.0.0.1:{closedPort}/"));
-        var e = await Assert.ThrowsAsync<BinaryCacheException>(() => transport.TryGetBytesAsync("nix-cache-info", 100, default));
+        var e = await Assert.ThrowsAsync<CacheTransferException>(() => transport.TryGetBytesAsync("nix-cache-info", 100, default));
         Assert.Contains($"127.0.0.1:{closedPort}/nix-cache-info", e.Message, StringComparison.Ordinal);
         Assert.Contains("3 attempts", e.Message, StringComparison.Ordinal);
     }
@@ -144,7 +144,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
     {
         var content = Put("x.narinfo", 10);
         _server.Faults = r => r.Attempt == 1 ? new ServerFault.Delay(TimeSpan.FromMinutes(1)) : null;
-        using var transport = Transport(Fast with { ConnectTimeout = ShortTimeout });
+        using var transport = Transport(Fast with { StalledDownloadTimeout = ShortTimeout });
         Assert.Equal(content, await transport.TryGetBytesAsync("x.narinfo", 1000, default));
         Assert.Equal(2, _server.CountRequests(p => p == "x.narinfo"));
     }
@@ -162,7 +162,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
             "truncate" => new ServerFault.Truncate(1000),
             _ => new ServerFault.Stall(1000),
         };
-        using var transport = Transport(Fast with { ReadTimeout = ShortTimeout });
+        using var transport = Transport(Fast with { StalledDownloadTimeout = ShortTimeout });
         Assert.Equal(content, await transport.TryGetBytesAsync("x.ls", 1_000_000, default));
         Assert.Equal(2, _server.CountRequests(p => p == "x.ls"));
     }
@@ -173,7 +173,7 @@ public sealed class HttpTransportTests : IAsyncLifetime
         Put("x.ls", 10_000);
         _server.Faults = _ => new ServerFault.Truncate(10);
         using var transport = Transport();
-        var e = await Assert.ThrowsAsync<BinaryCacheException>(() => transport.TryGetBytesAsync("x.ls", 1_000_000, default));
+        var e = await Assert.ThrowsAsync<CacheTransferException>(() => transport.TryGetBytesAsync("x.ls", 1_000_000, default));
         Assert.Contains(transport.Resolve("x.ls").ToString(), e.Message, StringComparison.Ordinal);
         Assert.Contains("3 attempts", e.Message, StringComparison.Ordinal);
         Assert.Equal(3, _server.CountRequests(p => p == "x.ls"));
@@ -250,10 +250,36 @@ public sealed class HttpTransportTests : IAsyncLifetime
     public async Task A_stalled_body_fails_the_read_after_the_read_timeout(bool synchronous)
     {
         var clock = Stopwatch.StartNew();
-        var e = await BodyFailureAsync(5000, new ServerFault.Stall(1000), synchronous, Fast with { ReadTimeout = ShortTimeout });
+        var e = await BodyFailureAsync(5000, new ServerFault.Stall(1000), synchronous, Fast with { StalledDownloadTimeout = ShortTimeout });
         Assert.True(clock.Elapsed >= ShortTimeout - TimeSpan.FromMilliseconds(20), $"failed after {clock.Elapsed}");
         Assert.IsType<TimeoutException>(e.InnerException);
         Assert.Contains("1000 of 5000 bytes", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_server_that_accepts_and_never_answers_fails_after_the_stall_timeout_of_each_attempt()
+    {
+        Put("x.narinfo", 10);
+        _server.Faults = _ => new ServerFault.Delay(Timeout.InfiniteTimeSpan);
+        // The connect timeout is long: only the stall timeout may end the wait for the response.
+        using var transport = Transport(Fast with { Attempts = 2, ConnectTimeout = TimeSpan.FromSeconds(60), StalledDownloadTimeout = TimeSpan.FromSeconds(1) });
+        var clock = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<CacheTransferException>(() => transport.TryGetBytesAsync("x.narinfo", 100, default));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"gave up after {clock.Elapsed}");
+        Assert.Contains("within 1 s (stalled-download-timeout) (gave up after 2 attempts)", e.Message, StringComparison.Ordinal);
+        Assert.Equal(2, _server.CountRequests(p => p == "x.narinfo"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_trickling_body_is_slow_but_not_stalled()
+    {
+        var content = Put("x.narinfo", 12);
+        // One byte every 100 ms: the whole takes longer than the stall timeout, no gap does.
+        _server.Faults = _ => new ServerFault.Trickle(TimeSpan.FromMilliseconds(100));
+        using var transport = Transport(Fast with { Attempts = 1, StalledDownloadTimeout = TimeSpan.FromMilliseconds(900) });
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(content, await transport.TryGetBytesAsync("x.narinfo", 100, default));
+        Assert.True(clock.Elapsed > TimeSpan.FromMilliseconds(900), $"took {clock.Elapsed}");
     }
 
     [Fact(Timeout = 30_000)]
