@@ -20,11 +20,20 @@ public sealed record LazyStoreOptions
 
     public int MaxParallelDownloads { get; init; } = 4;
 
+    /// <summary>The largest cache listing accepted; a larger one counts as absent and the NAR is read instead.</summary>
+    public ListingLimits Listings { get; init; } = ListingLimits.Default;
+
     public TimeProvider? Time { get; init; }
 }
 
 /// <summary>A store path LazyStore knows: its verified narinfo, the cache it came from, and its NAR's state.</summary>
 public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar);
+
+/// <summary>
+/// What <see cref="LazyStoreEngine.ListAsync"/> found: the NAR's record as it now is and, when its tree is still
+/// unknown, why the cache's listing could not be used (none, unreachable, malformed, over the bounds).
+/// </summary>
+public sealed record ListingOutcome(NarRecord Nar, string? WhyUnlisted);
 
 /// <summary>What <see cref="LazyStoreEngine.RegisterAsync"/> registered: every path, and those that were not registered before.</summary>
 public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyList<StorePath> Added);
@@ -36,12 +45,15 @@ public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyLis
 /// </summary>
 public sealed class LazyStoreEngine : IDisposable
 {
-    private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory)
+    private readonly ListingLimits _listings;
+
+    private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory, ListingLimits listings)
     {
         Catalog = catalog;
         Substituters = substituters;
         Nars = nars;
         StoreDirectory = storeDirectory;
+        _listings = listings;
     }
 
     public StoreCatalog Catalog { get; }
@@ -59,7 +71,7 @@ public sealed class LazyStoreEngine : IDisposable
         var transport = options.Transport ?? new TransportOptions { NetrcFile = options.Substituters.NetrcFile };
         var substituters = new SubstituterSet(options.Substituters, catalog, options.StoreDirectory, transport);
         var nars = new NarCache(catalog, substituters, options.MaxParallelDownloads);
-        return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory);
+        return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory, options.Listings);
     }
 
     /// <summary>Parses a store path given as a full path (<c>/nix/store/…</c>) or a base name, with an optional path inside it.</summary>
@@ -131,28 +143,44 @@ public sealed class LazyStoreEngine : IDisposable
     /// </summary>
     public async Task<NarRecord> EnsureTreeAsync(LazyPath path, bool fetchIfUnlisted, CancellationToken cancellationToken)
     {
+        var listed = await ListAsync(path, cancellationToken).ConfigureAwait(false);
+        return listed.Nar.Tree == NarTree.None && fetchIfUnlisted
+            ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false)
+            : listed.Nar;
+    }
+
+    /// <summary>
+    /// Tier 2 without a download: the path's tree from the catalog, else from the cache's listing (unsigned:
+    /// a hint until the NAR is verified). A listing that is missing, unreadable, malformed or over the
+    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why.
+    /// </summary>
+    public async Task<ListingOutcome> ListAsync(LazyPath path, CancellationToken cancellationToken)
+    {
         var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
         if (nar.Tree != NarTree.None)
-            return nar;
+            return new ListingOutcome(nar, null);
         // "No listing" is remembered like a negative narinfo lookup, so repeated stats do not ask again.
-        var recentlyMissing = nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds;
-        if (!recentlyMissing && Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is { } cache)
+        if (nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds)
+            return new ListingOutcome(nar, $"{path.CacheUrl} had no usable listing of it {Catalog.Now - at} s ago");
+        if (Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is not { } cache)
+            return new ListingOutcome(nar, $"{path.CacheUrl} is no longer a configured cache");
+        string why;
+        try
         {
-            try
+            if (await cache.TryGetListingAsync(path.Path, _listings, cancellationToken).ConfigureAwait(false) is { } listing)
             {
-                if (await cache.TryGetListingAsync(path.Path, cancellationToken).ConfigureAwait(false) is { } listing)
-                {
-                    Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
-                    return Catalog.GetNar(nar.NarHash)!;
-                }
+                Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
+                return new ListingOutcome(Catalog.GetNar(nar.NarHash)!, null);
             }
-            catch (BinaryCacheException)
-            {
-                // A listing is an optimisation: a missing, unreachable or malformed one means reading the NAR.
-            }
-            Catalog.MarkListingMissing(nar.Id);
+            why = $"{cache.Resolve(path.Path.HashPart + ".ls")} does not exist";
         }
-        return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
+        catch (BinaryCacheException e)
+        {
+            // A listing is an optimisation: a missing, unreachable, malformed or oversized one means reading the NAR.
+            why = e.Message;
+        }
+        Catalog.MarkListingMissing(nar.Id);
+        return new ListingOutcome(nar, why);
     }
 
     /// <summary>Tier 3: the verified blob and its index are stored (downloading at most once per NarHash).</summary>

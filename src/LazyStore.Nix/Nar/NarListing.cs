@@ -149,9 +149,13 @@ public static class NarListing
         return sb.ToString();
     }
 
-    /// <summary>Parses a <c>.ls</c> listing file, rejecting anything that is not a valid NAR tree.</summary>
-    public static NarListingNode ParseListingFile(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// Parses a <c>.ls</c> listing file, rejecting anything that is not a valid NAR tree or that has more than
+    /// <paramref name="maxEntries"/> entries (the root counts as one).
+    /// </summary>
+    public static NarListingNode ParseListingFile(ReadOnlySpan<byte> json, int maxEntries = int.MaxValue)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
         JsonDocument document;
         try
         {
@@ -171,14 +175,17 @@ public static class NarListing
                 throw new NarListingFormatException($"listing: expected \"version\": {Version}");
             if (!top.TryGetProperty("root", out var root))
                 throw new NarListingFormatException("listing: missing \"root\"");
-            return ParseNode(root, "/", 0);
+            var budget = maxEntries;
+            return ParseNode(root, "/", 0, ref budget, maxEntries);
         }
     }
 
-    private static NarListingNode ParseNode(JsonElement element, string path, int depth)
+    private static NarListingNode ParseNode(JsonElement element, string path, int depth, ref int budget, int maxEntries)
     {
         if (element.ValueKind != JsonValueKind.Object)
             throw new NarListingFormatException($"listing entry '{path}': expected an object");
+        if (--budget < 0)
+            throw new NarListingFormatException($"listing has more than {maxEntries} entries, the most accepted");
         if (depth > NarGrammar.DefaultMaxDepth)
             throw new NarListingFormatException($"listing entry '{path}': nested deeper than {NarGrammar.DefaultMaxDepth}");
         var type = RequireString(element, "type", path);
@@ -209,7 +216,7 @@ public static class NarListing
                     var childPath = path == "/" ? "/" + property.Name : path + "/" + property.Name;
                     if (NarGrammar.CheckName(Encoding.UTF8.GetBytes(property.Name)) is { } rule)
                         throw new NarListingFormatException($"listing entry '{childPath}': expected {rule}");
-                    if (!directory.Entries.TryAdd(property.Name, ParseNode(property.Value, childPath, depth + 1)))
+                    if (!directory.Entries.TryAdd(property.Name, ParseNode(property.Value, childPath, depth + 1, ref budget, maxEntries)))
                         throw new NarListingFormatException($"listing entry '{childPath}' appears twice");
                 }
                 return directory;

@@ -6,6 +6,7 @@ using LazyStore.Store;
 using LazyStore.Store.Configuration;
 using LazyStore.Store.Mount;
 using LazyStore.Store.Serving;
+using LazyStore.Store.Substituters;
 
 namespace LazyStore.Tests.Support;
 
@@ -25,7 +26,8 @@ public sealed class StoreMountHarness : IDisposable
 
     /// <param name="cacheDir">The binary cache directory the loopback server serves.</param>
     /// <param name="trustedKeys">The keys whose signatures the engine accepts.</param>
-    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys)
+    /// <param name="listings">The largest cache listing the engine accepts; the default bounds when null.</param>
+    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys, ListingLimits? listings = null)
     {
         _syncLog = TextWriter.Synchronized(_log);
         Server = new BinaryCacheServer(cacheDir);
@@ -41,6 +43,7 @@ public sealed class StoreMountHarness : IDisposable
                 RequireSignatures = true,
             },
             Transport = StoreHarness.FastTransport,
+            Listings = listings ?? ListingLimits.Default,
         };
         Engine = LazyStoreEngine.Open(_engineOptions);
     }
