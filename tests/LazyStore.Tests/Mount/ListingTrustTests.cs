@@ -241,6 +241,19 @@ public sealed class ListingTrustTests(MountCaches caches) : IDisposable
         Assert.Equal(1, honest.Mount.NarRequests());
     }
 
+    [FuseFact]
+    public async Task A_listing_over_the_entry_bound_is_not_used_and_the_path_is_listed_from_its_NAR()
+    {
+        using var mount = new StoreMountHarness(caches.OwnCacheDir, [caches.Key.PublicKey], new ListingLimits { MaxEntries = 1000 });
+        await mount.RegisterAsync(caches.Many);
+        mount.Mount();
+
+        Assert.Equal(MountCaches.ManyEntries, LazyNames(mount.In(caches.Many)).Length);
+        Assert.Equal(1, mount.NarRequests(caches.Many));
+        var listing = $"{mount.Server.BaseUri.AbsoluteUri.TrimEnd('/')}/{caches.Many.StorePath.HashPart}.ls";
+        Assert.Contains($"{caches.Many.StorePath.BaseName}: no listing used ({listing}: listing has more than 1000 entries, the most accepted); fetching the NAR to list it", mount.Log);
+    }
+
     /// <summary>Builds a cache holding <see cref="Source"/> whose listing <paramref name="lie"/> rewrites, registers the path and mounts.</summary>
     private async Task<LyingMount> MountLyingAsync(Func<NarListingNode, NarListingNode> lie)
     {
