@@ -105,11 +105,11 @@ public sealed class BinaryCache : IDisposable
 
     /// <summary>
     /// The cache's listing of a path's NAR (<c>&lt;hash&gt;.ls</c>, plain or compressed with br, xz or zstd),
-    /// or null when it has none. Its narOffset values are dropped: they are never trusted. A listing over
+    /// in NAR order, or null when it has none. Its narOffset values are never trusted. A listing over
     /// <paramref name="limits"/> (downloaded, decompressed, or in entries) is refused with a
     /// <see cref="BinaryCacheException"/> as soon as it is seen to be.
     /// </summary>
-    public async Task<NarListingNode?> TryGetListingAsync(StorePath path, ListingLimits limits, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<NarListingEntry>?> TryGetListingAsync(StorePath path, ListingLimits limits, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(limits);
         var file = path.HashPart + ".ls";
@@ -119,7 +119,7 @@ public sealed class BinaryCache : IDisposable
         var url = _transport.Resolve(file);
         try
         {
-            return NarListing.ParseListingFile(DecodeListing(bytes, limits.MaxBytes), limits.MaxEntries);
+            return NarListing.ParseListingEntries(DecodeListing(bytes, limits.MaxBytes), limits.MaxEntries);
         }
         catch (Exception e) when (e is NarListingFormatException or InvalidDataException or NotSupportedException)
         {
