@@ -242,6 +242,26 @@ public sealed class ListingTrustTests(MountCaches caches) : IDisposable
     }
 
     [FuseFact]
+    public async Task A_path_sharing_the_NAR_stops_serving_the_listing_once_the_other_path_verified_it()
+    {
+        var secret = Path.Combine(Outside(), "shadow");
+        File.WriteAllText(secret, "root's secret\n");
+        using var lying = await MountLyingAsync(root => Replace(root, "tool.py", new NarListingSymlink(secret)), twin: true);
+        var (python, twin) = (lying.In("tool.py"), lying.InTwin("tool.py"));
+        Assert.Equal(PosixFileType.Symlink, Posix.StatAt(Posix.AtFdCwd, python).Type);
+        Assert.Equal(PosixFileType.Symlink, Posix.StatAt(Posix.AtFdCwd, twin).Type);
+
+        Assert.Equal(HonestPython, File.ReadAllText(python));
+        await lying.SettledAsync();
+
+        Assert.Equal(PosixFileType.Regular, Posix.StatAt(Posix.AtFdCwd, twin).Type);
+        Assert.Equal(EINVAL, Errno.Of(() => Posix.ReadLinkAt(Posix.AtFdCwd, twin)));
+        Assert.Equal(HonestPython, File.ReadAllText(twin));
+        LazyTreeTests.AssertSameTree(Source, lying.InTwin(""));
+        lying.AssertOnlyTheNarIsServed($"tool.py is listed as a symlink to '{secret}', the NAR has a regular file of {HonestPython.Length} bytes");
+    }
+
+    [FuseFact]
     public async Task A_listing_over_the_entry_bound_is_not_used_and_the_path_is_listed_from_its_NAR()
     {
         using var mount = new StoreMountHarness(caches.OwnCacheDir, [caches.Key.PublicKey], new ListingLimits { MaxEntries = 1000 });
@@ -255,19 +275,24 @@ public sealed class ListingTrustTests(MountCaches caches) : IDisposable
     }
 
     /// <summary>Builds a cache holding <see cref="Source"/> whose listing <paramref name="lie"/> rewrites, registers the path and mounts.</summary>
-    private async Task<LyingMount> MountLyingAsync(Func<NarListingNode, NarListingNode> lie)
+    /// <remarks>With <paramref name="twin"/>, a second path of the same contents (so the same NAR) with the same lying listing.</remarks>
+    private async Task<LyingMount> MountLyingAsync(Func<NarListingNode, NarListingNode> lie, bool twin = false)
     {
         var cache = _dir.Sub("cache-" + Guid.NewGuid().ToString("N"));
-        var info = new BinaryCacheWriter(cache, CompressionMethod.Zstd, caches.Key).AddTree(Source, "listed");
-        var listingFile = Path.Combine(cache, info.StorePath.HashPart + ".ls");
-        var listing = lie(NarListing.ParseListingFile(File.ReadAllBytes(listingFile)));
-        File.WriteAllText(listingFile, NarListing.ToListingFile(listing, includeOffsets: false));
+        var writer = new BinaryCacheWriter(cache, CompressionMethod.Zstd, caches.Key);
+        NarInfo[] infos = twin ? [writer.AddTree(Source, "listed"), writer.AddTree(Source, "listed-twin")] : [writer.AddTree(Source, "listed")];
+        foreach (var info in infos)
+        {
+            var listingFile = Path.Combine(cache, info.StorePath.HashPart + ".ls");
+            var listing = lie(NarListing.ParseListingFile(File.ReadAllBytes(listingFile)));
+            File.WriteAllText(listingFile, NarListing.ToListingFile(listing, includeOffsets: false));
+        }
         var mount = new StoreMountHarness(cache, [caches.Key.PublicKey]);
         try
         {
-            await mount.RegisterAsync(info);
+            await mount.RegisterAsync(infos);
             mount.Mount();
-            return new LyingMount(mount, info, Source);
+            return new LyingMount(mount, infos[0], infos[^1], Source);
         }
         catch
         {
@@ -313,7 +338,7 @@ public sealed class ListingTrustTests(MountCaches caches) : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private sealed class LyingMount(StoreMountHarness mount, NarInfo info, string source) : IDisposable
+    private sealed class LyingMount(StoreMountHarness mount, NarInfo info, NarInfo twin, string source) : IDisposable
     {
         private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
@@ -322,6 +347,9 @@ public sealed class ListingTrustTests(MountCaches caches) : IDisposable
         public NarInfo Info => info;
 
         public string In(string relative) => mount.In(info, relative);
+
+        /// <summary>A path inside the twin (the same path unless the mount has one).</summary>
+        public string InTwin(string relative) => mount.In(twin, relative);
 
         /// <summary>Waits until the kernel was told to forget what it cached from the dropped listing.</summary>
         public Task SettledAsync() => mount.Store!.KernelCachesInvalidated.WaitAsync(Patience);
