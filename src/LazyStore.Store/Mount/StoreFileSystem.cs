@@ -206,9 +206,10 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         }
         // Moved to the verified tree, the node's entry is the NAR's own symlink; dropped, it fails with ESTALE
         // and the kernel walks the path again through the verified tree.
-        return node.Tree is { IsVerified: true } verified && verified.Entry(node.EntryId).Target is { } target
-            ? target
-            : throw new FuseException(Errno.EIO, $"readlink {node.Describe()}: the verified NAR has no symlink there");
+        if (node.Tree is { IsVerified: true } verified && verified.Entry(node.EntryId).Target is { } target)
+            return target;
+        _log.Error($"readlink {node.Describe()}: the verified NAR does not confirm the listed symlink");
+        throw new FuseException(Errno.EIO);
     }
 
     /// <summary>
@@ -348,7 +349,6 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         if (node.CurrentTree is not { IsVerified: true } current)
         {
             blob.Dispose();
-            Interlocked.Increment(ref _failedOpens);
             throw new FuseException(Errno.ESTALE, $"open {node.Describe()}: the cache's listing disagrees with the verified NAR");
         }
         var verified = current.Entry(node.EntryId);
