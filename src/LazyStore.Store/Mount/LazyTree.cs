@@ -65,12 +65,6 @@ internal sealed class LazyTree
         return names;
     }
 
-    /// <summary>The entry at <paramref name="names"/>, without following symlinks; null when there is none.</summary>
-    public NarIndexEntry? Resolve(IReadOnlyList<string> names)
-    {
-        return _shape.Contains(names, out var id) ? Entry(id) : null;
-    }
-
     public string Describe(int id)
     {
         var inside = PathOf(id);
@@ -95,7 +89,7 @@ internal sealed class LazyTree
                 return $"{Describe(id)} is listed but not in the NAR";
             var (mine, theirs) = (Entry(id), other.Entry(id));
             if (mine.Parent != theirs.Parent || mine.Name != theirs.Name)
-                return _shape.Contains(other.PathOf(id), out _) ? $"{Describe(id)} is listed but not in the NAR" : $"{other.Describe(id)} is not listed";
+                return _shape.Contains(other.PathOf(id)) ? $"{Describe(id)} is listed but not in the NAR" : $"{other.Describe(id)} is not listed";
             if (mine.Type != theirs.Type || mine.Size != theirs.Size || mine.IsExecutable != theirs.IsExecutable || mine.Target != theirs.Target)
                 return $"{Describe(id)} is listed as {Show(mine)}, the NAR has {Show(theirs)}";
         }
@@ -239,9 +233,9 @@ internal sealed class LazyTree
         }
 
         /// <summary>Whether <paramref name="names"/> lead from the root to an entry of this tree.</summary>
-        public bool Contains(IReadOnlyList<string> names, out int id)
+        public bool Contains(IReadOnlyList<string> names)
         {
-            id = 0;
+            var id = 0;
             foreach (var name in names)
             {
                 var child = Type(id) == NarEntryType.Directory ? Lookup(id, name) : -1;
