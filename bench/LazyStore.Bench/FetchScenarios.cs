@@ -154,7 +154,7 @@ internal sealed class FetchMemoryScenario(BenchOptions options) : IScenario
     }
 
     /// <summary>VmHWM of a running process in bytes; 0 once it is gone.</summary>
-    private static long HighWaterMark(int pid)
+    internal static long HighWaterMark(int pid)
     {
         try
         {

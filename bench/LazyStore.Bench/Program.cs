@@ -5,7 +5,7 @@ namespace LazyStore.Bench;
 /// <summary>
 /// LazyStore benchmarks. Each scenario runs LazyStore and a standard tool on the same bytes in the same
 /// run and reports the ratio, because absolute figures on shared machines are noise.
-/// Usage: lazystore-bench [--work DIR] [--rounds N] [--only NAME[,NAME] (nar-parse-seek, nar-parse-stream, xz-decode, zstd-decode, sha256, fetch-xz, fetch-zstd, fetch-rss, mount-warm-read, mount-first-read, mount-stat-walk, mount-readdir-lazy, mount-demo-start)] [--min-mb N] [--report FILE]
+/// Usage: lazystore-bench [--work DIR] [--rounds N] [--only NAME[,NAME] (nar-parse-seek, nar-parse-stream, xz-decode, zstd-decode, sha256, fetch-xz, fetch-zstd, fetch-rss, mount-warm-read, mount-first-read, mount-stat-walk, mount-readdir-lazy, mount-demo-start, mount-large-listing)] [--min-mb N] [--report FILE]
 /// </summary>
 internal static class Program
 {
@@ -31,6 +31,7 @@ internal static class Program
             new MountStatWalkScenario(),
             new MountReaddirScenario(),
             new MountDemoStartScenario(),
+            new MountLargeListingScenario(),
             new NixSubstitutionScenario(ciNoop: true),
             new NixSubstitutionScenario(ciNoop: false),
         };

@@ -23,6 +23,9 @@ public sealed record LazyStoreOptions
     /// <summary>NAR downloads from one cache at once; downloads from all caches together are bounded by <c>http-connections</c>.</summary>
     public int DownloadsPerCache { get; init; } = 4;
 
+    /// <summary>The largest cache listing accepted; a larger one counts as absent and the NAR is read instead.</summary>
+    public ListingLimits Listings { get; init; } = ListingLimits.Default;
+
     public TimeProvider? Time { get; init; }
 }
 
@@ -30,6 +33,12 @@ public sealed record LazyStoreOptions
 /// <param name="Registered">Whether the mount serves it: registered with Nix, or <paramref name="Pending"/>.</param>
 /// <param name="Pending">Registered in the catalog by a run that has not heard back from Nix (<see cref="PendingRegistration"/>).</param>
 public sealed record LazyPath(StorePath Path, NarInfo Info, string CacheUrl, bool Registered, NarRecord Nar, bool Pending = false);
+
+/// <summary>
+/// What <see cref="LazyStoreEngine.ListAsync"/> found: the NAR's record as it now is and, when its tree is still
+/// unknown, why the cache's listing could not be used (none, unreachable, malformed, over the bounds).
+/// </summary>
+public sealed record ListingOutcome(NarRecord Nar, string? WhyUnlisted);
 
 /// <summary>What <see cref="LazyStoreEngine.RegisterAsync"/> registered: every path, and those that were not registered before.</summary>
 public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyList<StorePath> Added);
@@ -41,12 +50,15 @@ public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyLis
 /// </summary>
 public sealed class LazyStoreEngine : IDisposable
 {
-    private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory)
+    private readonly ListingLimits _listings;
+
+    private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory, ListingLimits listings)
     {
         Catalog = catalog;
         Substituters = substituters;
         Nars = nars;
         StoreDirectory = storeDirectory;
+        _listings = listings;
     }
 
     public StoreCatalog Catalog { get; }
@@ -64,7 +76,7 @@ public sealed class LazyStoreEngine : IDisposable
         var transport = options.Transport ?? TransportOptions.From(options.Substituters);
         var substituters = new SubstituterSet(options.Substituters, catalog, options.StoreDirectory, transport, options.Time);
         var nars = new NarCache(catalog, substituters, options.DownloadsPerCache, options.Substituters.HttpConnections);
-        return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory);
+        return new LazyStoreEngine(catalog, substituters, nars, options.StoreDirectory, options.Listings);
     }
 
     /// <summary>Parses a store path given as a full path (<c>/nix/store/…</c>) or a base name, with an optional path inside it.</summary>
@@ -138,33 +150,49 @@ public sealed class LazyStoreEngine : IDisposable
     /// </summary>
     public async Task<NarRecord> EnsureTreeAsync(LazyPath path, bool fetchIfUnlisted, CancellationToken cancellationToken)
     {
+        var listed = await ListAsync(path, cancellationToken).ConfigureAwait(false);
+        return listed.Nar.Tree == NarTree.None && fetchIfUnlisted
+            ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false)
+            : listed.Nar;
+    }
+
+    /// <summary>
+    /// Tier 2 without a download: the path's tree from the catalog, else from the cache's listing (unsigned:
+    /// a hint until the NAR is verified). A listing that is missing, unreadable, malformed or over the
+    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why.
+    /// </summary>
+    public async Task<ListingOutcome> ListAsync(LazyPath path, CancellationToken cancellationToken)
+    {
         var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
         if (nar.Tree != NarTree.None)
-            return nar;
+            return new ListingOutcome(nar, null);
         // "No listing" is remembered like a negative narinfo lookup, so repeated stats do not ask again.
-        var recentlyMissing = nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds;
-        if (!recentlyMissing && Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is { } cache)
+        if (nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds)
+            return new ListingOutcome(nar, $"{path.CacheUrl} had no usable listing of it {Catalog.Now - at} s ago");
+        if (Substituters.Caches.FirstOrDefault(c => c.Url == path.CacheUrl) is not { } cache)
+            return new ListingOutcome(nar, $"{path.CacheUrl} is no longer a configured cache");
+        string why;
+        try
         {
-            try
+            if (await cache.TryGetListingAsync(path.Path, _listings, cancellationToken).ConfigureAwait(false) is { } listing)
             {
-                if (await cache.TryGetListingAsync(path.Path, cancellationToken).ConfigureAwait(false) is { } listing)
-                {
-                    Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
-                    return Catalog.GetNar(nar.NarHash)!;
-                }
+                Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
+                return new ListingOutcome(Catalog.GetNar(nar.NarHash)!, null);
             }
-            catch (Exception e) when (e is CacheTransferException or CacheSkippedException)
-            {
-                // Unreachable for now: read the NAR this time, and ask for the listing again next time.
-                return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
-            }
-            catch (BinaryCacheException)
-            {
-                // A listing is an optimisation: a malformed one means reading the NAR.
-            }
-            Catalog.MarkListingMissing(nar.Id);
+            why = $"{cache.Resolve(path.Path.HashPart + ".ls")} does not exist";
         }
-        return fetchIfUnlisted ? await EnsureFetchedAsync(path, cancellationToken).ConfigureAwait(false) : nar;
+        catch (Exception e) when (e is CacheTransferException or CacheSkippedException)
+        {
+            // Unreachable for now: not remembered as missing, so the next need asks again.
+            return new ListingOutcome(nar, e.Message);
+        }
+        catch (BinaryCacheException e)
+        {
+            // A listing is an optimisation: a missing, unreachable, malformed or oversized one means reading the NAR.
+            why = e.Message;
+        }
+        Catalog.MarkListingMissing(nar.Id);
+        return new ListingOutcome(nar, why);
     }
 
     /// <summary>Tier 3: the verified blob and its index are stored (downloading at most once per NarHash).</summary>

@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using LazyStore.Fuse;
 using LazyStore.Nix;
+using LazyStore.Nix.Interop;
 using LazyStore.Nix.Signatures;
 using LazyStore.Store;
 using LazyStore.Store.Configuration;
@@ -206,12 +207,12 @@ internal static class DemoCommand
             var doc = trees[contents.Documentation.StorePath];
             _steps.Detail($"$ find {contents.Documentation.StorePath.ToFullPath(storeDirectory)}");
             _steps.Detail("  " + doc.Describe());
-            _steps.Detail(Invariant($"NAR downloads while listing: {narsWhileListing} (entries, sizes, modes and link targets came from the cache's listings)"));
+            _steps.Detail(Invariant($"NAR downloads while listing: {narsWhileListing} (names, types, sizes and modes came from the cache's listings; a link's target waits for its verified NAR)"));
 
             var program = contents.Environment.StorePath.ToFullPath(storeDirectory) + "/" + contents.ProgramFile;
             var output = _steps.Run("running a program from a lazy store path", () => RunProgram(program, contents.ProgramArguments, cancel));
             int narsAfterRunning = _server.CountRequests(IsNar);
-            _steps.Done("ran a program from a lazy store path (its NAR is fetched and verified on first open):");
+            _steps.Done("ran a program from a lazy store path (a NAR is fetched and verified when first needed: the link's on readlink, the program's on open):");
             _steps.Detail($"$ {program} {string.Join(' ', contents.ProgramArguments.Select(ShellWord))}");
             foreach (var line in output.TrimEnd('\n').Split('\n'))
                 _steps.Detail("  " + line);
@@ -364,33 +365,37 @@ internal static class DemoCommand
         }
     }
 
-    /// <summary>What a walk of a tree found, symbolic links not followed.</summary>
+    /// <summary>
+    /// What a walk of a tree found, symbolic links not followed: readdir's types and lstat's sizes only (.NET's
+    /// enumeration would stat a link's target, and a lazy link's target waits for its verified NAR).
+    /// </summary>
     private readonly record struct TreeCount(long Files, long Directories, long Symlinks, long Bytes)
     {
-        private static readonly EnumerationOptions OneLevel = new() { AttributesToSkip = 0, IgnoreInaccessible = false, RecurseSubdirectories = false };
-
         public static TreeCount Walk(string root, CancellationToken cancel)
         {
             long files = 0, directories = 1, symlinks = 0, bytes = 0;
-            var pending = new Stack<DirectoryInfo>([new DirectoryInfo(root)]);
+            var pending = new Stack<string>([root]);
             while (pending.TryPop(out var directory))
             {
                 cancel.ThrowIfCancellationRequested();
-                foreach (var entry in directory.EnumerateFileSystemInfos("*", OneLevel))
+                foreach (var entry in Posix.ReadDirectory(Posix.AtFdCwd, directory, 0, int.MaxValue))
                 {
-                    if (entry.Attributes.HasFlag(FileAttributes.ReparsePoint))
+                    if (entry.Name is "." or "..")
+                        continue;
+                    var path = Path.Combine(directory, entry.Name);
+                    switch (entry.Type != 0 ? entry.Type : Posix.StatAt(Posix.AtFdCwd, path).Type)
                     {
-                        symlinks++;
-                    }
-                    else if (entry is DirectoryInfo subdirectory)
-                    {
-                        directories++;
-                        pending.Push(subdirectory);
-                    }
-                    else
-                    {
-                        files++;
-                        bytes += ((FileInfo)entry).Length;
+                        case PosixFileType.Symlink:
+                            symlinks++;
+                            break;
+                        case PosixFileType.Directory:
+                            directories++;
+                            pending.Push(path);
+                            break;
+                        default:
+                            files++;
+                            bytes += Posix.StatAt(Posix.AtFdCwd, path).Size;
+                            break;
                     }
                 }
             }

@@ -63,7 +63,12 @@ internal static class StoreCommands
             var argument = result.GetValue(path)!;
             var (engine, lazy, inside) = OpenPath(options, result, argument);
             using var _ = engine;
-            var nar = Wait(engine.EnsureTreeAsync(lazy, fetchIfUnlisted: true, CancellationToken.None));
+            var (nar, whyUnlisted) = Wait(engine.ListAsync(lazy, CancellationToken.None));
+            if (nar.Tree == NarTree.None)
+            {
+                console.Error.WriteLine($"ls: no listing used for {lazy.Path.ToFullPath(engine.StoreDirectory)} ({whyUnlisted}); fetching its NAR");
+                nar = Wait(engine.EnsureFetchedAsync(lazy, CancellationToken.None));
+            }
             var root = NarIndexEntry.ToListing(engine.Catalog.GetTree(nar.Id));
             var node = NarListing.Find(root, inside) ?? throw new CliException($"ls: '{argument}' does not exist");
             listing.Print(result, console.Out, node, inside);

@@ -47,6 +47,12 @@ public sealed class NarListingSymlink(string target) : NarListingNode
     public string Target { get; } = target;
 }
 
+/// <summary>
+/// One node of a listing as <see cref="NarListing.ParseListingEntries"/> returns it: the index of its directory
+/// in the same list (-1 for the root), its name there ("" for the root), and what it is.
+/// </summary>
+public readonly record struct NarListingEntry(int Parent, string Name, NarEntryType Type, long Size, bool IsExecutable, long? NarOffset, string? Target);
+
 /// <summary>A <c>.ls</c> listing or a <c>nix nar ls</c> tree was malformed.</summary>
 public sealed class NarListingFormatException(string message, Exception? inner = null) : FormatException(message, inner);
 
@@ -149,90 +155,247 @@ public static class NarListing
         return sb.ToString();
     }
 
-    /// <summary>Parses a <c>.ls</c> listing file, rejecting anything that is not a valid NAR tree.</summary>
-    public static NarListingNode ParseListingFile(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// Parses a <c>.ls</c> listing file, rejecting anything that is not a valid NAR tree or that has more than
+    /// <paramref name="maxEntries"/> entries (the root counts as one).
+    /// </summary>
+    public static NarListingNode ParseListingFile(ReadOnlySpan<byte> json, int maxEntries = int.MaxValue)
     {
-        JsonDocument document;
+        var entries = ParseListingEntries(json, maxEntries);
+        var nodes = new NarListingNode[entries.Count];
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            nodes[i] = entry.Type switch
+            {
+                NarEntryType.Regular => new NarListingRegular(entry.Size, entry.IsExecutable, entry.NarOffset),
+                NarEntryType.Symlink => new NarListingSymlink(entry.Target!),
+                _ => new NarListingDirectory(),
+            };
+            if (entry.Parent >= 0)
+                ((NarListingDirectory)nodes[entry.Parent]).Entries.Add(entry.Name, nodes[i]);
+        }
+        return nodes[0];
+    }
+
+    /// <summary>
+    /// Parses a <c>.ls</c> listing file into its entries in NAR order (each directory's entries in byte order of
+    /// their names, parents first), as <see cref="ParseListingFile"/> checks them. The JSON is read as it comes,
+    /// never held as a document: for a listing of hundreds of thousands of entries, the flat list is most of
+    /// the memory it takes.
+    /// </summary>
+    public static List<NarListingEntry> ParseListingEntries(ReadOnlySpan<byte> json, int maxEntries = int.MaxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+        // A directory is two levels of JSON (its object and its "entries" object).
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = (2 * NarGrammar.DefaultMaxDepth) + 8 });
+        var parsed = new List<NarListingEntry>();
         try
         {
-            document = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = NarGrammar.DefaultMaxDepth + 4 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new NarListingFormatException("listing: expected a JSON object at the top level");
+            bool sawVersion = false, sawRoot = false;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("version"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out var version) || version != Version)
+                        throw new NarListingFormatException($"listing: expected \"version\": {Version}");
+                    sawVersion = true;
+                }
+                else if (reader.ValueTextEquals("root"u8))
+                {
+                    reader.Read();
+                    parsed.Clear();
+                    ParseNode(ref reader, "/", "", -1, 0, parsed, maxEntries);
+                    sawRoot = true;
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+            if (reader.Read())
+                throw new NarListingFormatException("listing: something follows the top-level object");
+            if (!sawVersion)
+                throw new NarListingFormatException($"listing: expected \"version\": {Version}");
+            if (!sawRoot)
+                throw new NarListingFormatException("listing: missing \"root\"");
         }
         catch (JsonException e)
         {
             throw new NarListingFormatException($"listing is not valid JSON: {e.Message}", e);
         }
-        using (document)
-        {
-            var top = document.RootElement;
-            if (top.ValueKind != JsonValueKind.Object)
-                throw new NarListingFormatException("listing: expected a JSON object at the top level");
-            if (!top.TryGetProperty("version", out var version) || version.ValueKind != JsonValueKind.Number
-                || !version.TryGetInt32(out var v) || v != Version)
-                throw new NarListingFormatException($"listing: expected \"version\": {Version}");
-            if (!top.TryGetProperty("root", out var root))
-                throw new NarListingFormatException("listing: missing \"root\"");
-            return ParseNode(root, "/", 0);
-        }
+        return InNarOrder(parsed);
     }
 
-    private static NarListingNode ParseNode(JsonElement element, string path, int depth)
+    /// <summary>Reads one node (the reader is on its first token) and what is inside it into <paramref name="parsed"/>, in the JSON's order.</summary>
+    private static void ParseNode(ref Utf8JsonReader reader, string path, string name, int parent, int depth, List<NarListingEntry> parsed, int maxEntries)
     {
-        if (element.ValueKind != JsonValueKind.Object)
+        if (reader.TokenType != JsonTokenType.StartObject)
             throw new NarListingFormatException($"listing entry '{path}': expected an object");
+        if (parsed.Count >= maxEntries)
+            throw new NarListingFormatException($"listing has more than {maxEntries} entries, the most accepted");
         if (depth > NarGrammar.DefaultMaxDepth)
             throw new NarListingFormatException($"listing entry '{path}': nested deeper than {NarGrammar.DefaultMaxDepth}");
-        var type = RequireString(element, "type", path);
+        var id = parsed.Count;
+        parsed.Add(default);
+        // Members come in any order, so each is kept (or marked malformed) and judged once the type is known.
+        string? type = null, target = null;
+        (bool Present, long? Value) size = default, offset = default;
+        (bool Present, bool? Value) executable = default;
+        (bool Present, bool Valid) entries = default;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("type"u8))
+                type = ReadString(ref reader);
+            else if (reader.ValueTextEquals("target"u8))
+                target = ReadString(ref reader);
+            else if (reader.ValueTextEquals("size"u8))
+                size = (true, ReadNonNegative(ref reader));
+            else if (reader.ValueTextEquals("narOffset"u8))
+                offset = (true, ReadNonNegative(ref reader));
+            else if (reader.ValueTextEquals("executable"u8))
+            {
+                reader.Read();
+                executable = (true, reader.TokenType switch { JsonTokenType.True => true, JsonTokenType.False => false, _ => null });
+                reader.Skip();
+            }
+            else if (reader.ValueTextEquals("entries"u8))
+            {
+                reader.Read();
+                entries = (true, reader.TokenType == JsonTokenType.StartObject);
+                if (!entries.Valid)
+                {
+                    reader.Skip();
+                    continue;
+                }
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var childName = reader.GetString()!;
+                    var childPath = ChildPath(path, childName);
+                    if (NarGrammar.CheckName(Encoding.UTF8.GetBytes(childName)) is { } rule)
+                        throw new NarListingFormatException($"listing entry '{childPath}': expected {rule}");
+                    reader.Read();
+                    ParseNode(ref reader, childPath, childName, id, depth + 1, parsed, maxEntries);
+                }
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        NarListingEntry entry;
         switch (type)
         {
+            case null:
+                throw new NarListingFormatException($"listing entry '{path}': missing string \"type\"");
             case "regular":
-                long size = RequireNonNegative(element, "size", path)
-                    ?? throw new NarListingFormatException($"listing entry '{path}': missing \"size\"");
-                bool executable = false;
-                if (element.TryGetProperty("executable", out var exe))
-                {
-                    if (exe.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
-                        throw new NarListingFormatException($"listing entry '{path}': \"executable\" must be a boolean");
-                    executable = exe.GetBoolean();
-                }
-                return new NarListingRegular(size, executable, RequireNonNegative(element, "narOffset", path));
+                if (!size.Present)
+                    throw new NarListingFormatException($"listing entry '{path}': missing \"size\"");
+                if (size.Value is null)
+                    throw new NarListingFormatException($"listing entry '{path}': \"size\" must be a non-negative integer");
+                if (executable is (true, null))
+                    throw new NarListingFormatException($"listing entry '{path}': \"executable\" must be a boolean");
+                if (offset is (true, null))
+                    throw new NarListingFormatException($"listing entry '{path}': \"narOffset\" must be a non-negative integer");
+                entry = new NarListingEntry(parent, name, NarEntryType.Regular, size.Value.Value, executable.Value ?? false, offset.Value, null);
+                break;
             case "symlink":
-                var target = RequireString(element, "target", path);
+                if (target is null)
+                    throw new NarListingFormatException($"listing entry '{path}': missing string \"target\"");
                 if (NarGrammar.CheckTarget(Encoding.UTF8.GetBytes(target)) is { } targetRule)
                     throw new NarListingFormatException($"listing entry '{path}': expected {targetRule}");
-                return new NarListingSymlink(target);
+                entry = new NarListingEntry(parent, name, NarEntryType.Symlink, 0, false, null, target);
+                break;
             case "directory":
-                var directory = new NarListingDirectory();
-                if (!element.TryGetProperty("entries", out var entries) || entries.ValueKind != JsonValueKind.Object)
+                if (!entries.Valid)
                     throw new NarListingFormatException($"listing entry '{path}': a directory needs an \"entries\" object");
-                foreach (var property in entries.EnumerateObject())
-                {
-                    var childPath = path == "/" ? "/" + property.Name : path + "/" + property.Name;
-                    if (NarGrammar.CheckName(Encoding.UTF8.GetBytes(property.Name)) is { } rule)
-                        throw new NarListingFormatException($"listing entry '{childPath}': expected {rule}");
-                    if (!directory.Entries.TryAdd(property.Name, ParseNode(property.Value, childPath, depth + 1)))
-                        throw new NarListingFormatException($"listing entry '{childPath}' appears twice");
-                }
-                return directory;
+                entry = new NarListingEntry(parent, name, NarEntryType.Directory, 0, false, null, null);
+                break;
             default:
                 throw new NarListingFormatException($"listing entry '{path}': unknown type \"{type}\"");
         }
+        // "entries" of anything but a directory mean nothing, as in Nix's reader: what was read of them goes.
+        if (entry.Type != NarEntryType.Directory && parsed.Count > id + 1)
+            parsed.RemoveRange(id + 1, parsed.Count - id - 1);
+        parsed[id] = entry;
     }
 
-    private static string RequireString(JsonElement element, string key, string path)
+    private static string? ReadString(ref Utf8JsonReader reader)
     {
-        if (!element.TryGetProperty(key, out var value) || value.ValueKind != JsonValueKind.String)
-            throw new NarListingFormatException($"listing entry '{path}': missing string \"{key}\"");
-        return value.GetString()!;
+        reader.Read();
+        var value = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+        reader.Skip();
+        return value;
     }
 
-    private static long? RequireNonNegative(JsonElement element, string key, string path)
+    private static long? ReadNonNegative(ref Utf8JsonReader reader)
     {
-        if (!element.TryGetProperty(key, out var value))
-            return null;
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number) || number < 0)
-            throw new NarListingFormatException($"listing entry '{path}': \"{key}\" must be a non-negative integer");
-        return number;
+        reader.Read();
+        long? value = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var number) && number >= 0 ? number : null;
+        reader.Skip();
+        return value;
     }
+
+    /// <summary>
+    /// Reorders entries read in the JSON's order (parents before children) into NAR order: each directory's
+    /// entries sorted by the bytes of their names, depth first. Two entries of one name are refused.
+    /// </summary>
+    private static List<NarListingEntry> InNarOrder(List<NarListingEntry> parsed)
+    {
+        var count = parsed.Count;
+        var childStarts = new int[count + 1];
+        for (int i = 1; i < count; i++)
+            childStarts[parsed[i].Parent + 1]++;
+        for (int i = 0; i < count; i++)
+            childStarts[i + 1] += childStarts[i];
+        var children = new int[Math.Max(0, count - 1)];
+        var filled = new int[count];
+        for (int i = 1; i < count; i++)
+            children[childStarts[parsed[i].Parent] + filled[parsed[i].Parent]++] = i;
+        var byName = Comparer<int>.Create((a, b) => NarGrammar.CompareNames(parsed[a].Name, parsed[b].Name));
+        for (int d = 0; d < count; d++)
+        {
+            var (start, length) = (childStarts[d], childStarts[d + 1] - childStarts[d]);
+            if (length < 2)
+                continue;
+            Array.Sort(children, start, length, byName);
+            for (int i = start + 1; i < start + length; i++)
+            {
+                if (byName.Compare(children[i - 1], children[i]) == 0)
+                    throw new NarListingFormatException($"listing entry '{PathOf(parsed, children[i])}' appears twice");
+            }
+        }
+        // Depth first, each directory's entries in order: NAR order. Positions are assigned as entries are emitted.
+        var result = new List<NarListingEntry>(count);
+        var position = new int[count];
+        var pending = new Stack<int>();
+        pending.Push(0);
+        while (pending.TryPop(out var old))
+        {
+            position[old] = result.Count;
+            var e = parsed[old];
+            result.Add(e with { Parent = e.Parent < 0 ? -1 : position[e.Parent] });
+            for (int i = childStarts[old + 1] - 1; i >= childStarts[old]; i--)
+                pending.Push(children[i]);
+        }
+        return result;
+    }
+
+    private static string PathOf(List<NarListingEntry> entries, int id)
+    {
+        var names = new List<string>();
+        for (var i = id; i > 0; i = entries[i].Parent)
+            names.Add(entries[i].Name);
+        names.Reverse();
+        return "/" + string.Join('/', names);
+    }
+
+    private static string ChildPath(string path, string name) => path == "/" ? "/" + name : path + "/" + name;
 
     private static void WriteNode(StringBuilder sb, NarListingNode node, bool recursive, bool includeOffsets)
     {

@@ -16,11 +16,52 @@ public sealed record NarIndexEntry(
     long? PayloadOffset,
     string? Target)
 {
-    /// <summary>Reads a whole NAR into its entries with payload offsets (the caller checks that nothing follows it).</summary>
-    public static List<NarIndexEntry> FromNar(Stream nar) => Flatten(NarListing.FromNar(nar), keepOffsets: true);
+    /// <summary>
+    /// Reads a whole NAR into its entries with payload offsets (the caller checks that nothing follows it). The
+    /// reader yields them in NAR order already, so they are taken as they come, without building a tree.
+    /// </summary>
+    public static List<NarIndexEntry> FromNar(Stream nar)
+    {
+        using var reader = new NarReader(nar, leaveOpen: true);
+        var entries = new List<NarIndexEntry>();
+        // The ids of the directories open at each depth: an entry at depth d is a child of directories[d - 1].
+        var directories = new List<int>();
+        while (reader.GetNextEntry() is { } entry)
+        {
+            var id = entries.Count;
+            int? parent = entry.Depth == 0 ? null : directories[entry.Depth - 1];
+            entries.Add(entry.Type switch
+            {
+                NarEntryType.Regular => new NarIndexEntry(id, parent, entry.Name, NarEntryType.Regular, entry.IsExecutable, entry.Size, entry.PayloadOffset, null),
+                NarEntryType.Symlink => new NarIndexEntry(id, parent, entry.Name, NarEntryType.Symlink, false, 0, null, entry.LinkTarget),
+                _ => new NarIndexEntry(id, parent, entry.Name, NarEntryType.Directory, false, 0, null, null),
+            });
+            if (entry.Type == NarEntryType.Directory)
+            {
+                if (directories.Count > entry.Depth)
+                    directories.RemoveRange(entry.Depth, directories.Count - entry.Depth);
+                directories.Add(id);
+            }
+        }
+        if (entries.Count == 0)
+            throw new InvalidDataException("the NAR reader yielded no root node");
+        return entries;
+    }
 
     /// <summary>The nodes of a cache's listing in NAR order, without payload offsets (a listing's are never trusted).</summary>
     public static List<NarIndexEntry> FromListing(NarListingNode root) => Flatten(root, keepOffsets: false);
+
+    /// <summary>The entries of a cache's listing as <see cref="NarListing.ParseListingEntries"/> reads them, without payload offsets.</summary>
+    public static List<NarIndexEntry> FromListing(IReadOnlyList<NarListingEntry> listing)
+    {
+        var entries = new List<NarIndexEntry>(listing.Count);
+        for (int id = 0; id < listing.Count; id++)
+        {
+            var e = listing[id];
+            entries.Add(new NarIndexEntry(id, e.Parent < 0 ? null : e.Parent, e.Name, e.Type, e.IsExecutable, e.Size, null, e.Target));
+        }
+        return entries;
+    }
 
     private static List<NarIndexEntry> Flatten(NarListingNode root, bool keepOffsets)
     {

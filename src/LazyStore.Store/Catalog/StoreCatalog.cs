@@ -457,15 +457,33 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return ReadEntries(command);
     });
 
+    /// <summary>
+    /// Hands <paramref name="build"/> the number of entries of a NAR's tree and the entries in NAR order, read
+    /// one by one as they are enumerated (a large tree is never held as a list of rows), both from one
+    /// snapshot of the database.
+    /// </summary>
+    public T ReadTree<T>(long narId, Func<int, IEnumerable<NarIndexEntry>, T> build)
+    {
+        using var connection = State.OpenConnection();
+        using var transaction = connection.BeginTransaction(deferred: true);
+        using var count = Command(connection, "SELECT count(*) FROM entries WHERE nar_id = $nar", ("$nar", narId));
+        count.Transaction = transaction;
+        var entries = Convert.ToInt32(count.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        using var command = Command(connection, EntryColumns + " WHERE nar_id = $nar ORDER BY id", ("$nar", narId));
+        command.Transaction = transaction;
+        return build(entries, StreamEntries(command));
+    }
+
     private const string EntryColumns = "SELECT id, parent, name, type, executable, size, payload_offset, target FROM entries";
 
-    private static List<NarIndexEntry> ReadEntries(SqliteCommand command)
+    private static List<NarIndexEntry> ReadEntries(SqliteCommand command) => [.. StreamEntries(command)];
+
+    private static IEnumerable<NarIndexEntry> StreamEntries(SqliteCommand command)
     {
         using var reader = command.ExecuteReader();
-        var entries = new List<NarIndexEntry>();
         while (reader.Read())
         {
-            entries.Add(new NarIndexEntry(
+            yield return new NarIndexEntry(
                 reader.GetInt32(0),
                 reader.IsDBNull(1) ? null : reader.GetInt32(1),
                 reader.GetString(2),
@@ -473,9 +491,8 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
                 reader.GetInt64(4) != 0,
                 reader.GetInt64(5),
                 reader.IsDBNull(6) ? null : reader.GetInt64(6),
-                reader.IsDBNull(7) ? null : reader.GetString(7)));
+                reader.IsDBNull(7) ? null : reader.GetString(7));
         }
-        return entries;
     }
 
     // ---- failures and statistics ----

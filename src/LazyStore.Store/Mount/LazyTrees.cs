@@ -28,12 +28,21 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
     private readonly ConcurrentDictionary<string, LazyTree> _trees = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<LazyTree>>> _listing = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<LazyTree>>> _fetching = new();
+    // Keyed by the path's own source (cache and NAR file), not by NarHash: a path whose narinfo points
+    // elsewhere is tried even while another source of the same NAR is backing off.
     private readonly ConcurrentDictionary<string, (long At, string Why)> _failures = new();
+    private readonly ConcurrentDictionary<long, byte> _contradicted = new();
     private readonly ConcurrentDictionary<string, long> _touched = new();
     private readonly ConcurrentDictionary<string, StorePath> _onDemand = new();
     private readonly ConcurrentDictionary<string, LazyDeletion> _deletions = new();
 
     public StoreCatalog Catalog => engine.Catalog;
+
+    /// <summary>
+    /// Raised (on the thread that made it) with each verified tree the mount loads, once it is what lookups of
+    /// its path find: nodes made from a listing of the same NAR are then to be moved to it or dropped.
+    /// </summary>
+    public event Action<LazyTree>? Verified;
 
     /// <summary>
     /// The tree of the lazy store path named <paramref name="baseName"/>, or null when the name is not one
@@ -63,7 +72,8 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
             if (_onDemand.TryAdd(path.HashPart, path))
                 log.Info($"{baseName}: found on demand in {known.CacheUrl}");
         }
-        if (_trees.TryGetValue(path.HashPart, out var cached) && cached.Nar.Id == known.Nar.Id)
+        // A listing's tree stays until the catalog has the verified one (another process may have fetched the NAR).
+        if (_trees.TryGetValue(path.HashPart, out var cached) && cached.Nar.Id == known.Nar.Id && (cached.IsVerified || known.Nar.Tree != NarTree.Nar))
             return cached;
         return await SingleFlight(_listing, path.HashPart, () => LoadTreeAsync(known, CancellationToken.None), cancellationToken).ConfigureAwait(false);
     }
@@ -73,11 +83,12 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         NarRecord nar;
         try
         {
-            nar = await engine.EnsureTreeAsync(path, fetchIfUnlisted: false, cancellationToken).ConfigureAwait(false);
+            var listed = await engine.ListAsync(path, cancellationToken).ConfigureAwait(false);
+            nar = listed.Nar;
             if (nar.Tree == NarTree.None)
             {
                 // Without a listing even the root's type is unknown: the NAR itself has to come.
-                log.Info($"{path.Path.BaseName}: the cache has no listing; fetching the NAR to list it");
+                log.Info($"{path.Path.BaseName}: no listing used ({listed.WhyUnlisted}); fetching the NAR to list it");
                 nar = await FetchNarAsync(path, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -85,8 +96,11 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         {
             throw new LazyPathUnavailableException($"{path.Path.BaseName}: {e.Message}", e);
         }
-        return Remember(new LazyTree(path, nar, Catalog.GetTree(nar.Id)));
+        return Remember(Load(path, nar));
     }
+
+    private LazyTree Load(LazyPath path, NarRecord nar) =>
+        Catalog.ReadTree(nar.Id, (count, entries) => new LazyTree(path, nar, entries, count));
 
     /// <summary>
     /// The tree of <paramref name="tree"/>'s path as read from its verified NAR, fetching the NAR first if
@@ -102,17 +116,33 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         return await FetchTreeAsync(tree.Path, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The tree of <paramref name="tree"/>'s path as read from its verified NAR: the catalog's when the NAR was
+    /// verified already (by this or another process; its blob need not be kept), else fetched and verified now.
+    /// </summary>
+    public async ValueTask<LazyTree> EnsureVerifiedAsync(LazyTree tree, CancellationToken cancellationToken)
+    {
+        if (tree.IsVerified)
+            return tree;
+        if (_trees.TryGetValue(tree.Path.Path.HashPart, out var cached) && cached.IsVerified && cached.Nar.Id == tree.Nar.Id)
+            return cached;
+        if (Catalog.GetNar(tree.Nar.NarHash) is { Tree: NarTree.Nar } verified && verified.Id == tree.Nar.Id)
+            return Remember(Load(tree.Path, verified));
+        return await FetchTreeAsync(tree.Path, cancellationToken).ConfigureAwait(false);
+    }
+
     private Task<LazyTree> FetchTreeAsync(LazyPath path, CancellationToken cancellationToken) =>
         SingleFlight(_fetching, path.Path.HashPart, async () =>
         {
             var nar = await FetchNarAsync(path, CancellationToken.None).ConfigureAwait(false);
-            return Remember(new LazyTree(path, nar, Catalog.GetTree(nar.Id)));
+            return Remember(Load(path, nar));
         }, cancellationToken);
 
     private async Task<NarRecord> FetchNarAsync(LazyPath path, CancellationToken cancellationToken)
     {
-        var key = path.Nar.NarHash;
-        if (_failures.TryGetValue(key, out var failure) && Stopwatch.GetElapsedTime(failure.At) < options.FailureBackoff)
+        var key = path.CacheUrl + "/" + path.Info.Url;
+        if (_failures.TryGetValue(key, out var failure) && Stopwatch.GetElapsedTime(failure.At) < options.FailureBackoff
+            && Catalog.GetNar(path.Nar.NarHash) is not { IsFetched: true })
             throw new LazyPathUnavailableException($"{path.Path.BaseName}: {failure.Why} (failed {Stopwatch.GetElapsedTime(failure.At).TotalSeconds:0.0} s ago; not retried for {options.FailureBackoff.TotalSeconds:0.#} s)");
         var started = Stopwatch.GetTimestamp();
         var before = engine.Nars.BytesDownloaded;
@@ -204,11 +234,49 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
             : $"{path.BaseName}: deleted (the catalog did not know it)");
     }
 
+    /// <summary>
+    /// What a listing's tree becomes now that <paramref name="verified"/>, the verified tree of its NAR, is known:
+    /// the same tree read from the NAR when the listing showed exactly that, else null (the listing lied or
+    /// was damaged: logged once per NAR, and nothing of it is served any more).
+    /// </summary>
+    public LazyTree? Supersede(LazyTree listing, LazyTree verified)
+    {
+        if (listing.IsVerified || listing.Nar.Id != verified.Nar.Id)
+            throw new ArgumentException($"{listing.Path.Path.BaseName}: not a listing's tree of NAR {verified.Nar.NarHash}", nameof(listing));
+        if (listing.Verdict is not { } verdict)
+        {
+            var difference = listing.FirstDifference(verified);
+            verdict = listing.Supersede(verified, agrees: difference is null);
+            if (difference is not null && _contradicted.TryAdd(verified.Nar.Id, 0))
+            {
+                log.Error($"{listing.Path.Path.BaseName}: the listing {listing.Path.CacheUrl}/{listing.Path.Path.HashPart}.ls disagrees with the verified NAR: "
+                    + $"{difference}; the listing is dropped and only the NAR's tree is served");
+            }
+        }
+        return verdict.Agrees ? verdict.Tree : null;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="tree"/> what lookups of its path find. A verified tree also replaces the listing's
+    /// trees of its NAR (of this path and of others sharing the NAR), never the other way round.
+    /// </summary>
     private LazyTree Remember(LazyTree tree)
     {
         if (_trees.Count >= MaxCachedTrees)
             _trees.Clear();
-        _trees[tree.Path.Path.HashPart] = tree;
+        var hashPart = tree.Path.Path.HashPart;
+        if (!tree.IsVerified)
+            return _trees.AddOrUpdate(hashPart, tree, (_, old) => old.IsVerified && old.Nar.Id == tree.Nar.Id ? old : tree);
+        foreach (var (otherHashPart, other) in _trees)
+        {
+            if (!other.IsVerified && other.Nar.Id == tree.Nar.Id)
+            {
+                Supersede(other, tree);
+                _trees.TryUpdate(otherHashPart, tree.For(other.Path), other);
+            }
+        }
+        _trees[hashPart] = tree;
+        Verified?.Invoke(tree);
         return tree;
     }
 

@@ -42,6 +42,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     private readonly LazyTrees _trees;
     private readonly NodeTable _nodes;
     private readonly MountLog _log;
+    private readonly KernelCacheInvalidations _kernelCaches;
     private readonly ConcurrentDictionary<ulong, OpenHandle> _handles = new();
     private readonly ConditionalWeakTable<MountNode, NodeListings> _nodeListings = new();
     private long _nextHandle;
@@ -56,11 +57,19 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         _engine.Substituters.Warning += _log.Error;
         // The caches' nix-cache-info is read while the mount starts rather than at the first lookup.
         _ = _engine.Substituters.InitializeAsync(CancellationToken.None);
+        _trees.Verified += SupersedeListings;
+        _kernelCaches = new KernelCacheInvalidations(_log);
         var stat = Posix.StatAt(lowerRoot.Fd, "");
         if (stat.Type != PosixFileType.Directory)
             throw new IOException($"the lower store directory {lowerPath} is not a directory");
         _nodes = new NodeTable(new LowerNode(IFuseFileSystem.RootNodeId, lowerRoot, stat.Device, stat.Inode, stat.Type) { Lookups = 1 });
     }
+
+    /// <summary>The kernel behind this file system, once mounted: the mount's caches of dropped listings are invalidated through it.</summary>
+    public void Attach(FuseMount kernel) => _kernelCaches.Attach(kernel);
+
+    /// <summary>Completes when every kernel cache invalidation asked for so far was sent.</summary>
+    public Task KernelCachesInvalidated => _kernelCaches.Completion;
 
     public StoreMountStatistics Statistics =>
         new(Interlocked.Read(ref _lazyOpens), Interlocked.Read(ref _failedOpens), _engine.Nars.NarsFetched, _engine.Nars.BytesDownloaded);
@@ -173,7 +182,12 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         switch (Node(nodeId))
         {
             case LazyNode lazy:
-                return new(lazy.Entry.Target ?? throw new FuseException(Errno.EINVAL));
+                var tree = lazy.Tree;
+                if (tree.Entry(lazy.EntryId).Target is not { } target)
+                    throw new FuseException(Errno.EINVAL);
+                // The kernel follows a link without asking again, also out of the mount (to /, to a file of
+                // root's): a target is served only from the verified NAR, never from the unsigned listing.
+                return tree.IsVerified ? new(target) : ReadListedLinkAsync(lazy, context.Interrupted);
             case LowerNode lower:
                 try
                 {
@@ -186,6 +200,36 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
             default:
                 throw new FuseException(Errno.ESTALE);
         }
+    }
+
+    private async ValueTask<string> ReadListedLinkAsync(LazyNode node, CancellationToken interrupted)
+    {
+        try
+        {
+            SupersedeListings(await _trees.EnsureVerifiedAsync(node.Tree, interrupted).ConfigureAwait(false));
+        }
+        catch (LazyPathUnavailableException e)
+        {
+            _log.Error($"readlink {node.Describe()}: {e.Message}");
+            throw new FuseException(Errno.EIO, e.Message, e);
+        }
+        // Moved to the verified tree, the node's entry is the NAR's own symlink; dropped, it fails with ESTALE
+        // and the kernel walks the path again through the verified tree.
+        if (node.Tree is { IsVerified: true } verified && verified.Entry(node.EntryId).Target is { } target)
+            return target;
+        _log.Error($"readlink {node.Describe()}: the verified NAR does not confirm the listed symlink");
+        throw new FuseException(Errno.EIO);
+    }
+
+    /// <summary>
+    /// Moves the nodes made from a listing of <paramref name="verified"/>'s NAR to the verified tree where the
+    /// listing agreed with it; where it did not, drops them and has the kernel forget what it cached from them.
+    /// </summary>
+    private void SupersedeListings(LazyTree verified)
+    {
+        var dropped = _nodes.Supersede(verified, listing => _trees.Supersede(listing, verified));
+        if (dropped.Count > 0)
+            _kernelCaches.Forget(dropped.Select(n => n.BaseName).Distinct(StringComparer.Ordinal).ToList(), dropped.Select(n => n.Id).ToList());
     }
 
     private FuseEntry LazyEntry(LazyNode node) => new()
@@ -290,7 +334,8 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     private async ValueTask<FuseOpenResult> OpenLazyAsync(LazyNode node, CancellationToken interrupted)
     {
         Interlocked.Increment(ref _lazyOpens);
-        var listed = node.Entry;
+        var listedTree = node.Tree;
+        var listed = listedTree.Entry(node.EntryId);
         if (listed.Type != NarEntryType.Regular)
             throw new FuseException(Errno.EISDIR);
         _log.Debug($"open {node.Describe()}");
@@ -298,7 +343,9 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
         NarBlob blob;
         try
         {
-            (tree, blob) = await _trees.OpenBlobAsync(node.Tree, interrupted).ConfigureAwait(false);
+            (tree, blob) = await _trees.OpenBlobAsync(listedTree, interrupted).ConfigureAwait(false);
+            if (!listedTree.IsVerified)
+                SupersedeListings(tree);
         }
         catch (LazyPathUnavailableException e)
         {
@@ -306,21 +353,24 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
             _log.Error($"open {node.Describe()}: {e.Message}");
             throw new FuseException(Errno.EIO, e.Message, e);
         }
-        // The node may come from the cache's listing, which nothing verified: serve it only if the
-        // verified NAR has the same file there.
-        var verified = tree == node.Tree ? listed : tree.Resolve(node.Tree.PathOf(node.EntryId));
-        if (verified is null || verified.Type != listed.Type || verified.Size != listed.Size || verified.IsExecutable != listed.IsExecutable)
+        // A node from the cache's listing, which nothing verified, was moved to the verified tree if the
+        // listing showed exactly that tree; if not, it was dropped, and the kernel, told ESTALE, walks the
+        // path again through the verified tree.
+        if (node.CurrentTree is not { IsVerified: true } current)
+        {
+            blob.Dispose();
+            throw new FuseException(Errno.ESTALE, $"open {node.Describe()}: the cache's listing disagrees with the verified NAR");
+        }
+        var verified = current.Entry(node.EntryId);
+        if (verified.Type != listed.Type || verified.Size != listed.Size || verified.IsExecutable != listed.IsExecutable)
         {
             blob.Dispose();
             Interlocked.Increment(ref _failedOpens);
-            _log.Error($"open {node.Describe()}: the cache's listing disagrees with the verified NAR (listed {Describe(listed)}, NAR has {(verified is null ? "nothing" : Describe(verified))})");
+            _log.Error($"open {node.Describe()}: listed as {LazyTree.Show(listed)}, the verified NAR has {LazyTree.Show(verified)}");
             throw new FuseException(Errno.EIO);
         }
         return new FuseOpenResult { FileHandle = AddHandle(new LazyFile(blob, verified)), KeepCache = true };
     }
-
-    private static string Describe(NarIndexEntry entry) =>
-        entry.Type == NarEntryType.Regular ? $"a {(entry.IsExecutable ? "executable" : "regular")} file of {entry.Size} bytes" : $"a {entry.Type.ToString().ToLowerInvariant()}";
 
     public ValueTask<int> ReadAsync(FuseRequestContext context, ulong nodeId, ulong fileHandle, long offset, Memory<byte> buffer)
     {
@@ -573,6 +623,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     public void Dispose()
     {
         _engine.Substituters.Warning -= _log.Error;
+        _kernelCaches.Dispose();
         foreach (var handle in _handles.Values)
             handle.Dispose();
         _handles.Clear();

@@ -29,6 +29,9 @@ public sealed class StoreMount : IDisposable
 
     public StoreMountStatistics Statistics => _fileSystem.Statistics;
 
+    /// <summary>Completes when the kernel was told to forget everything it cached from listings dropped so far.</summary>
+    internal Task KernelCachesInvalidated => _fileSystem.KernelCachesInvalidated;
+
     /// <summary>
     /// Mounts <paramref name="engine"/>'s lazy store at <paramref name="mountPoint"/>. The lower directory
     /// (the mount point itself unless <see cref="StoreMountOptions.LowerDirectory"/> names another) is
@@ -65,6 +68,7 @@ public sealed class StoreMount : IDisposable
                 // Mounting over the lower directory is the point; stacking over another mount is not.
                 Log = options.Log,
             });
+            fileSystem.Attach(fuse);
             return new StoreMount(fuse, fileSystem);
         }
         catch

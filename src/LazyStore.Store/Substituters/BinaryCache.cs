@@ -23,7 +23,6 @@ public sealed class BinaryCache : IDisposable
     public const int DefaultPriority = 50;
 
     private const long MaxNarInfoBytes = 1 << 20;
-    private const long MaxListingBytes = 256L << 20;
 
     private readonly BinaryCacheTransport _transport;
     private readonly TimeProvider _time;
@@ -210,18 +209,21 @@ public sealed class BinaryCache : IDisposable
 
     /// <summary>
     /// The cache's listing of a path's NAR (<c>&lt;hash&gt;.ls</c>, plain or compressed with br, xz or zstd),
-    /// or null when it has none. Its narOffset values are dropped: they are never trusted.
+    /// in NAR order, or null when it has none. Its narOffset values are never trusted. A listing over
+    /// <paramref name="limits"/> (downloaded, decompressed, or in entries) is refused with a
+    /// <see cref="BinaryCacheException"/> as soon as it is seen to be.
     /// </summary>
-    public async Task<NarListingNode?> TryGetListingAsync(StorePath path, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<NarListingEntry>?> TryGetListingAsync(StorePath path, ListingLimits limits, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(limits);
         var file = path.HashPart + ".ls";
-        var bytes = await GetFileAsync(file, MaxListingBytes, cancellationToken).ConfigureAwait(false);
+        var bytes = await GetFileAsync(file, limits.MaxBytes, cancellationToken).ConfigureAwait(false);
         if (bytes is null)
             return null;
         var url = _transport.Resolve(file);
         try
         {
-            return NarListing.ParseListingFile(DecodeListing(bytes));
+            return NarListing.ParseListingEntries(DecodeListing(bytes, limits.MaxBytes), limits.MaxEntries);
         }
         catch (Exception e) when (e is NarListingFormatException or InvalidDataException or NotSupportedException)
         {
@@ -261,7 +263,7 @@ public sealed class BinaryCache : IDisposable
     /// Nix uploads listings with a Content-Encoding (ls-compression) that file:// caches and some servers do
     /// not undo, so the encoding is recognised by its magic bytes; JSON starts with '{'; brotli has no magic.
     /// </summary>
-    private static byte[] DecodeListing(byte[] bytes)
+    private static byte[] DecodeListing(byte[] bytes, long maxBytes)
     {
         var span = bytes.AsSpan();
         var trimmed = span.TrimStart(" \t\r\n"u8);
@@ -280,8 +282,8 @@ public sealed class BinaryCache : IDisposable
         int n;
         while ((n = decoded.Read(buffer)) > 0)
         {
-            if (output.Length + n > MaxListingBytes)
-                throw new InvalidDataException($"decompressed listing is larger than {MaxListingBytes} bytes");
+            if (output.Length + n > maxBytes)
+                throw new InvalidDataException($"decompressed listing is larger than {maxBytes} bytes, the most accepted");
             output.Write(buffer, 0, n);
         }
         return output.ToArray();

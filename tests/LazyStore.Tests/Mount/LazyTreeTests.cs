@@ -1,10 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
 using LazyStore.Nix;
+using LazyStore.Nix.Compression;
 using LazyStore.Nix.Interop;
 using LazyStore.Nix.Nar;
 using LazyStore.Store.Mount;
 using LazyStore.Store.Serving;
+using LazyStore.Store.Substituters;
 using LazyStore.Tests.Fuse;
 using LazyStore.Tests.Support;
 
@@ -63,29 +65,40 @@ public sealed class LazyTreeTests(MountCaches caches)
     }
 
     [FuseFact]
-    public async Task Ls_lR_of_listed_paths_downloads_no_nar_and_shows_the_sizes_and_link_targets()
+    public async Task Ls_R_and_a_stat_walk_of_listed_paths_download_no_nar_and_ls_l_fetches_it_for_the_link_targets()
     {
         using var mount = Own();
         await mount.RegisterAsync(caches.Tree, caches.Large);
         var store = mount.Mount();
 
-        var ls = TestMount.Tool("ls", "-lnR", "--time-style=+%s", mount.In(caches.Tree), mount.In(caches.Large));
+        // Names, types, modes and sizes come from the listings: `ls -R` and lstat of every entry need no NAR.
+        var ls = TestMount.Tool("ls", "-R", mount.In(caches.Tree), mount.In(caches.Large));
+        var find = TestMount.Tool("find", mount.In(caches.Tree), mount.In(caches.Large), "-printf", "%y %m %s %P\n");
 
         Assert.True(ls.ExitCode == 0, ls.Stderr);
+        Assert.True(find.ExitCode == 0, find.Stderr);
+        Assert.Contains("rel-link\n", ls.StdoutText);
         Assert.Equal(0, mount.NarRequests());
         Assert.Equal(0, store.Statistics.NarsFetched);
         Assert.Equal(0, mount.Engine.Nars.DownloadsStarted);
-        var sections = LsSections(ls.StdoutText);
-        var sizes = sections[mount.In(caches.Tree, "sizes")];
-        var expectedSizes = Directory.EnumerateFiles(Path.Combine(caches.SourceTree, "sizes"))
-            .ToDictionary(f => Path.GetFileName(f), f => $"-r--r--r-- 1 0 0 {new FileInfo(f).Length} 1");
-        Assert.Equal(expectedSizes.OrderBy(e => e.Key, StringComparer.Ordinal), sizes.OrderBy(e => e.Key, StringComparer.Ordinal));
-        var top = sections[mount.In(caches.Tree)];
+        var walked = find.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(caches.SourceTree, "sizes")))
+            Assert.Contains($"f 444 {new FileInfo(file).Length} sizes/{Path.GetFileName(file)}", walked);
+        Assert.Contains("f 555 20 tool.sh", walked);
+        Assert.Contains("l 777 9 rel-link", walked);
+        Assert.Contains($"f 444 {new FileInfo(Path.Combine(caches.SourceLarge, "large.bin")).Length} large.bin", walked);
+        Assert.Contains(walked, line => line.StartsWith("d 555 ", StringComparison.Ordinal) && line.EndsWith(" empty-dir", StringComparison.Ordinal));
+
+        // A link target is what the kernel follows without asking again: it comes from the verified NAR only.
+        var withTargets = TestMount.Tool("ls", "-lnR", "--time-style=+%s", mount.In(caches.Tree), mount.In(caches.Large));
+        Assert.True(withTargets.ExitCode == 0, withTargets.Stderr);
+        var top = LsSections(withTargets.StdoutText)[mount.In(caches.Tree)];
         Assert.Equal("-r-xr-xr-x 1 0 0 20 1", top["tool.sh"]);
         Assert.Equal("lrwxrwxrwx 1 0 0 9 1", top["rel-link -> plain.txt"]);
-        Assert.StartsWith("dr-xr-xr-x ", top["empty-dir"], StringComparison.Ordinal);
-        Assert.Equal($"-r--r--r-- 1 0 0 {new FileInfo(Path.Combine(caches.SourceLarge, "large.bin")).Length} 1", sections[mount.In(caches.Large)]["large.bin"]);
-        Assert.Equal(0, mount.NarRequests());
+        Assert.Equal(1, mount.NarRequests(caches.Tree));
+        // The large path has no symlink, so its NAR is still not needed.
+        Assert.Equal(0, mount.NarRequests(caches.Large));
+        Assert.Equal(1, store.Statistics.NarsFetched);
     }
 
     [FuseFact]
@@ -176,6 +189,30 @@ public sealed class LazyTreeTests(MountCaches caches)
         Assert.True(store.Statistics.FailedOpens >= 2, $"FailedOpens = {store.Statistics.FailedOpens}");
         // No NAR arrived, so the mount has fetched none.
         Assert.Equal(0, store.Statistics.NarsFetched);
+    }
+
+    [FuseFact]
+    public async Task A_failed_fetch_backs_off_its_own_source_only_and_a_path_with_the_same_NAR_from_another_file_is_fetched()
+    {
+        using var scratch = new TempDir("lazystore-backoff-");
+        var cache = scratch.Sub("cache");
+        var writer = new BinaryCacheWriter(cache, CompressionMethod.Zstd, caches.Key);
+        var broken = writer.AddTree(caches.SourceLate, "late-broken");
+        var good = writer.AddTree(caches.SourceLate, "late-good");
+        Assert.Equal(broken.NarHash, good.NarHash);
+        // The narinfo's URL is not part of what is signed; the NarHash the NAR must match is.
+        broken = CacheDamage.RewriteNarInfo(cache, broken, caches.Key, ("URL", "nar/absent.nar.zst"));
+        using var mount = new StoreMountHarness(cache, [caches.Key.PublicKey]);
+        await mount.RegisterAsync(broken, good);
+        mount.Mount(new StoreMountOptions { LowerDirectory = mount.LowerDirectory, FailureBackoff = TimeSpan.FromHours(1) });
+
+        Assert.Equal(Errno.EIO, Errno.OfOpenAndRead(mount.In(broken, "greeting")));
+        Assert.Equal(1, mount.NarRequests(broken));
+        Assert.Equal("registered while mounted\n", File.ReadAllText(mount.In(good, "greeting")));
+        Assert.Equal(1, mount.NarRequests(good));
+        // The NAR is verified and stored now: the broken source's back-off no longer stands in the way.
+        Assert.Equal("registered while mounted\n", File.ReadAllText(mount.In(broken, "greeting")));
+        Assert.Equal(1, mount.NarRequests(broken));
     }
 
     [FuseFact]

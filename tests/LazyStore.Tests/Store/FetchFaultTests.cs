@@ -210,6 +210,59 @@ public sealed class FetchFaultTests(OwnCaches caches) : IClassFixture<OwnCaches>
     }
 
     [Fact]
+    public async Task A_listing_with_more_entries_than_the_bound_counts_as_absent_says_why_and_the_tree_comes_from_the_nar()
+    {
+        var cache = Cache(CompressionMethod.Xz);
+        var info = caches.Infos(CompressionMethod.Xz)[0];
+        var entries = NarIndexEntry.FromListing(NarListing.ParseListingFile(File.ReadAllBytes(Path.Combine(cache, info.StorePath.HashPart + ".ls")))).Count;
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], listings: new ListingLimits { MaxEntries = entries - 1 });
+        var lazy = await store.GetAsync(Full(info));
+
+        var listed = await store.Engine.ListAsync(lazy, CancellationToken.None);
+        Assert.Equal(NarTree.None, listed.Nar.Tree);
+        Assert.Equal($"{Url(cache)}/{info.StorePath.HashPart}.ls: listing has more than {entries - 1} entries, the most accepted", listed.WhyUnlisted);
+        // Refused like a missing listing: not asked for again within the negative TTL.
+        Assert.Equal(NarTree.None, (await store.Engine.ListAsync(lazy, CancellationToken.None)).Nar.Tree);
+        Assert.Equal(1, Server(cache).CountRequests(p => p.EndsWith(".ls", StringComparison.Ordinal)));
+        var nar = await store.Engine.EnsureTreeAsync(lazy, fetchIfUnlisted: true, CancellationToken.None);
+        Assert.Equal(NarTree.Nar, nar.Tree);
+        store.AssertTreeMatches(nar, caches.SourceTree);
+
+        // One entry more allowed, the same listing is taken.
+        using var roomier = new StoreHarness([Url(cache)], [caches.Key.PublicKey], listings: new ListingLimits { MaxEntries = entries });
+        Assert.Equal(NarTree.Listing, (await roomier.Engine.ListAsync(await roomier.GetAsync(Full(info)), CancellationToken.None)).Nar.Tree);
+    }
+
+    [Theory]
+    [InlineData("none")]
+    [InlineData("zstd")]
+    public async Task A_listing_larger_than_the_byte_bound_downloaded_or_decompressed_counts_as_absent_and_says_why(string encoding)
+    {
+        var cache = Cache(CompressionMethod.None);
+        var info = caches.Infos(CompressionMethod.None)[0];
+        var listing = Path.Combine(cache, info.StorePath.HashPart + ".ls");
+        var plain = File.ReadAllBytes(listing);
+        if (encoding != "none")
+        {
+            using var output = File.Create(listing);
+            using var encoder = NarCompression.Compress(NarCompression.Parse(encoding), output);
+            encoder.Write(plain);
+        }
+        // One byte short of the JSON; a compressed file fits, so only its decompression goes over.
+        var bound = plain.Length - 1;
+        Assert.True(encoding == "none" || new FileInfo(listing).Length <= bound);
+        using var store = new StoreHarness([Url(cache)], [caches.Key.PublicKey], listings: new ListingLimits { MaxBytes = bound });
+        var lazy = await store.GetAsync(Full(info));
+
+        var listed = await store.Engine.ListAsync(lazy, CancellationToken.None);
+
+        Assert.Equal(NarTree.None, listed.Nar.Tree);
+        Assert.StartsWith($"{Url(cache)}/{info.StorePath.HashPart}.ls: ", listed.WhyUnlisted);
+        Assert.Contains(encoding == "none" ? $"larger than the {bound} bytes allowed" : $"decompressed listing is larger than {bound} bytes", listed.WhyUnlisted);
+        Assert.Empty(store.Engine.Catalog.GetTree(listed.Nar.Id));
+    }
+
+    [Fact]
     public async Task A_missing_listing_is_not_asked_for_again_within_the_negative_ttl()
     {
         var cache = Cache(CompressionMethod.Xz);

@@ -14,7 +14,7 @@ public sealed class StoreHarness : IDisposable
     private readonly TempDir _dir = new("lazystore-state-");
 
     public StoreHarness(IEnumerable<string> caches, IEnumerable<PublicKey> trustedKeys, bool requireSignatures = true,
-        TimeProvider? time = null, TransportOptions? transport = null, StoreDirectory? storeDirectory = null)
+        TimeProvider? time = null, TransportOptions? transport = null, StoreDirectory? storeDirectory = null, ListingLimits? listings = null)
     {
         Engine = LazyStoreEngine.Open(new LazyStoreOptions
         {
@@ -28,6 +28,7 @@ public sealed class StoreHarness : IDisposable
             Transport = transport ?? FastTransport,
             Time = time,
             StoreDirectory = storeDirectory ?? StoreDirectory.Default,
+            Listings = listings ?? ListingLimits.Default,
         });
     }
 

@@ -28,7 +28,9 @@ public sealed class StoreMountHarness : IDisposable
     /// <param name="trustedKeys">The keys whose signatures the engine accepts.</param>
     /// <param name="transport">Timeouts and retries of the engine's HTTP requests; fast ones by default.</param>
     /// <param name="moreCaches">Caches asked after the loopback server, in this order.</param>
-    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys, TransportOptions? transport = null, IEnumerable<Uri>? moreCaches = null)
+    /// <param name="listings">The largest cache listing the engine accepts; the default bounds when null.</param>
+    public StoreMountHarness(string cacheDir, IEnumerable<PublicKey> trustedKeys, TransportOptions? transport = null, IEnumerable<Uri>? moreCaches = null,
+        ListingLimits? listings = null)
     {
         _syncLog = TextWriter.Synchronized(_log);
         Server = new BinaryCacheServer(cacheDir);
@@ -44,6 +46,7 @@ public sealed class StoreMountHarness : IDisposable
                 RequireSignatures = true,
             },
             Transport = transport ?? StoreHarness.FastTransport,
+            Listings = listings ?? ListingLimits.Default,
         };
         Engine = LazyStoreEngine.Open(_engineOptions);
     }

@@ -46,10 +46,48 @@ public class NarListingTests
     [InlineData("""{"version":1,"root":{"type":"directory","entries":{"a/b":{"type":"regular","size":1}}}}""")]
     [InlineData("""{"version":1,"root":{"type":"directory","entries":{"":{"type":"regular","size":1}}}}""")]
     [InlineData("""{"version":1,"root":{"type":"directory","entries":{"a":{"type":"regular","size":1},"a":{"type":"regular","size":2}}}}""")]
+    [InlineData("""{"version":1,"root":{"type":"directory","entries":{"a":{"type":"regular","size":1},"b":{"type":"regular","size":1},"a":{"type":"regular","size":2}}}}""")]
+    [InlineData("""{"version":1,"root":{"type":"regular","size":1}} {}""")]
+    [InlineData("""{"version":1,"root":{"type":"directory","entries":[]}}""")]
+    [InlineData("""{"version":1,"root":{"type":"regular","size":1,"narOffset":"8"}}""")]
     public void Malformed_listings_are_rejected_with_a_listing_error(string json)
     {
         var e = Assert.Throws<NarListingFormatException>(() => NarListing.ParseListingFile(Encoding.UTF8.GetBytes(json)));
         Assert.StartsWith("listing", e.Message);
+    }
+
+    [Fact]
+    public void Entries_come_out_in_nar_order_whatever_the_order_of_the_json()
+    {
+        // Members in any order ("entries" before "type"), directory entries unsorted, one of them escaped.
+        var json = """{"root":{"entries":{"b":{"size":2,"type":"regular"},"é":{"type":"symlink","target":"b"},"Z":{"entries":{"y":{"type":"regular","size":1,"executable":true},"x":{"type":"directory","entries":{}}},"type":"directory"},"a":{"type":"regular","size":1,"entries":{"ignored":{"type":"regular","size":9}}}},"type":"directory"},"version":1}""";
+
+        var entries = NarListing.ParseListingEntries(Encoding.UTF8.GetBytes(json));
+
+        Assert.Equal(
+            [
+                new NarListingEntry(-1, "", NarEntryType.Directory, 0, false, null, null),
+                new NarListingEntry(0, "Z", NarEntryType.Directory, 0, false, null, null),
+                new NarListingEntry(1, "x", NarEntryType.Directory, 0, false, null, null),
+                new NarListingEntry(1, "y", NarEntryType.Regular, 1, true, null, null),
+                new NarListingEntry(0, "a", NarEntryType.Regular, 1, false, null, null),
+                new NarListingEntry(0, "b", NarEntryType.Regular, 2, false, null, null),
+                new NarListingEntry(0, "é", NarEntryType.Symlink, 0, false, null, "b"),
+            ],
+            entries);
+        Assert.Equal("""{"version":1,"root":{"type":"directory","entries":{"Z":{"type":"directory","entries":{"x":{"type":"directory","entries":{}},"y":{"type":"regular","size":1,"executable":true}}},"a":{"type":"regular","size":1},"b":{"type":"regular","size":2},"é":{"type":"symlink","target":"b"}}}}""",
+            NarListing.ToListingFile(NarListing.ParseListingFile(Encoding.UTF8.GetBytes(json))));
+    }
+
+    [Fact]
+    public void A_listing_with_more_entries_than_allowed_is_rejected_and_one_at_the_bound_is_read()
+    {
+        var json = Encoding.UTF8.GetBytes("""{"version":1,"root":{"type":"directory","entries":{"a":{"type":"regular","size":1},"b":{"type":"directory","entries":{"c":{"type":"symlink","target":"a"}}}}}}""");
+
+        var e = Assert.Throws<NarListingFormatException>(() => NarListing.ParseListingEntries(json, maxEntries: 3));
+
+        Assert.Equal("listing has more than 3 entries, the most accepted", e.Message);
+        Assert.Equal(4, NarListing.ParseListingEntries(json, maxEntries: 4).Count);
     }
 
     [Fact]
