@@ -194,27 +194,47 @@ internal static class NixTools
     private static bool OnPath(string tool) =>
         Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)));
 
-    /// <summary>Runs a Nix tool with a private configuration (no substituters unless given) and returns its stdout; throws with its stderr if it fails.</summary>
-    public static string Run(string tool, params IEnumerable<string> arguments) =>
-        RunChecked(tool, arguments, ("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n"));
+    /// <summary>Nix's new command line on, and no substituters unless given.</summary>
+    public static readonly (string Name, string Value) PrivateConfiguration = ("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n");
 
-    /// <summary>Runs a program to its end and returns its stdout; throws with its stderr if it fails.</summary>
-    public static string RunChecked(string program, IEnumerable<string> arguments, (string Name, string Value)? environment = null)
+    /// <summary>Runs a Nix tool with a private configuration (no substituters unless given) and returns its stdout; throws with its stderr if it fails.</summary>
+    public static string Run(string tool, params IEnumerable<string> arguments) => Run([], tool, arguments);
+
+    /// <summary>As <see cref="Run(string, IEnumerable{string})"/>, with more environment variables (a cache directory, say).</summary>
+    public static string Run(IReadOnlyList<(string Name, string Value)> environment, string tool, params IEnumerable<string> arguments) =>
+        RunChecked(tool, arguments, [PrivateConfiguration, .. environment]).Stdout;
+
+    /// <summary>Runs a program to its end; throws with its stderr if it fails.</summary>
+    public static ProcessOutput RunChecked(string program, IEnumerable<string> arguments, IReadOnlyList<(string Name, string Value)>? environment = null)
+    {
+        var output = RunProcess(program, arguments, environment);
+        if (output.ExitCode != 0)
+            throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed (exit {output.ExitCode}): {output.Stderr}");
+        return output;
+    }
+
+    /// <summary>Runs a program to its end and returns its exit status and output, whatever the status.</summary>
+    public static ProcessOutput RunProcess(string program, IEnumerable<string> arguments, IReadOnlyList<(string Name, string Value)>? environment = null)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
             psi.ArgumentList.Add(argument);
-        if (environment is { } variable)
-            psi.Environment[variable.Name] = variable.Value;
+        foreach (var (name, value) in environment ?? [])
+            psi.Environment[name] = value;
         using var process = Process.Start(psi)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{program} {string.Join(' ', psi.ArgumentList)} failed (exit {process.ExitCode}): {stderr.Result}");
-        return output;
+        return new ProcessOutput(process.ExitCode, output, stderr.Result);
     }
+
+    /// <summary>The full path of <paramref name="tool"/> as PATH finds it.</summary>
+    public static string Which(string tool) =>
+        Environment.GetEnvironmentVariable("PATH")!.Split(':').Select(dir => Path.Combine(dir, tool)).FirstOrDefault(File.Exists)
+        ?? throw new InvalidOperationException($"{tool} is not on PATH");
 }
+
+internal sealed record ProcessOutput(int ExitCode, string Stdout, string Stderr);
 
 /// <summary>
 /// Real Nix substitution vs LazyStore on the same cache in the same run, each round on fresh chroot
@@ -257,7 +277,7 @@ internal sealed class NixSubstitutionScenario(bool ciNoop) : IScenario
 
         double Plain()
         {
-            using var store = new BenchStore(work, "plain", closure);
+            using var store = new BenchStore(work, "plain", closure.Key, closure.BusyboxTree);
             var from = server.Requests.Count;
             var seconds = Measure.Time(() => NixTools.Run("nix-build", "--store", store.Root, "--no-out-link",
                 "--option", "substituters", server.BaseUri.ToString(), "--option", "trusted-public-keys", closure.Key.ToString(), expression));
@@ -267,7 +287,7 @@ internal sealed class NixSubstitutionScenario(bool ciNoop) : IScenario
 
         double Lazy()
         {
-            using var store = new BenchStore(work, "lazy", closure);
+            using var store = new BenchStore(work, "lazy", closure.Key, closure.BusyboxTree);
             store.Mount(server.BaseUri);
             var from = server.Requests.Count;
             var clock = Stopwatch.StartNew();
@@ -310,21 +330,30 @@ internal sealed class NixSubstitutionScenario(bool ciNoop) : IScenario
     }
 }
 
-/// <summary>A fresh chroot store for one round, with busybox added locally (the builder); optionally a LazyStore mount over its store directory.</summary>
+/// <summary>
+/// A fresh chroot store for one round, optionally with a builder tree (busybox) added locally, and a Nix
+/// cache directory of its own; optionally a LazyStore mount over its store directory.
+/// </summary>
 internal sealed class BenchStore : IDisposable
 {
+    private static int s_stores;
     private readonly string _scratch;
     private LazyStoreEngine? _engine;
     private StoreMount? _mount;
+    private TextWriter? _mountLog;
 
-    public BenchStore(string work, string name, NixClosure closure)
+    public BenchStore(string work, string name, PublicKey key, string? builderTree = null)
     {
-        _scratch = Path.Combine(work, name);
+        // A directory name never used before in this process: the catalog pools its SQLite connections by
+        // file name, and a pooled connection to a removed state directory's database would still read the
+        // removed file (a mount of a later round served an earlier round's catalog).
+        _scratch = Path.Combine(work, $"{name}-{Interlocked.Increment(ref s_stores)}");
         if (Directory.Exists(_scratch))
             Directory.Delete(_scratch, recursive: true);
         Directory.CreateDirectory(StoreDirectory);
-        NixTools.Run("nix-store", "--store", Root, "--add", closure.BusyboxTree);
-        Key = closure.Key;
+        if (builderTree is not null)
+            NixTools.Run("nix-store", "--store", Root, "--add", builderTree);
+        Key = key;
     }
 
     private PublicKey Key { get; }
@@ -335,26 +364,46 @@ internal sealed class BenchStore : IDisposable
 
     public string StateDirectory => Path.Combine(_scratch, "state");
 
-    /// <summary>Mounts LazyStore over the store directory, as a daemon already running on a builder would be.</summary>
-    public void Mount(Uri cache)
+    /// <summary>
+    /// For <c>XDG_CACHE_HOME</c>: Nix keeps narinfos it has seen in <c>$XDG_CACHE_HOME/nix</c> across runs,
+    /// which would spare a later round the lookups a fresh machine makes.
+    /// </summary>
+    public string CacheHome => Path.Combine(_scratch, "xdg-cache");
+
+    /// <summary>A path in this round's scratch directory, removed with it.</summary>
+    public string ScratchFile(string name) => Path.Combine(_scratch, name);
+
+    /// <summary>
+    /// Mounts LazyStore over the store directory, as a daemon already running on a builder would be; the
+    /// mount's log goes to <paramref name="logFile"/> if given, else nowhere.
+    /// </summary>
+    public void Mount(Uri cache, string? logFile = null)
     {
+        _mountLog = logFile is null ? TextWriter.Null : TextWriter.Synchronized(new StreamWriter(logFile) { AutoFlush = true });
         _engine = LazyStoreEngine.Open(new LazyStoreOptions
         {
             StateDirectory = StateDirectory,
             Substituters = new SubstituterSettings { Substituters = [cache], TrustedPublicKeys = [Key] },
         });
         // Nix builds as its build users, who reach the inputs through the mount.
-        _mount = StoreMount.Mount(_engine, StoreDirectory, new StoreMountOptions { AllowOther = true, Log = TextWriter.Null });
+        _mount = StoreMount.Mount(_engine, StoreDirectory, new StoreMountOptions { AllowOther = true, Log = _mountLog });
     }
 
     /// <summary>Runs the real <c>lazystore</c> command; throws with its stderr if it fails.</summary>
     public void Lazystore(params string[] arguments) =>
-        NixTools.RunChecked("dotnet", [Path.Combine(AppContext.BaseDirectory, "lazystore.dll"), .. arguments]);
+        NixTools.RunChecked("dotnet", [LazystoreDll, .. arguments]);
+
+    /// <summary>Runs the real <c>lazystore</c> command with more environment variables, to its end, whatever its exit status.</summary>
+    public static ProcessOutput RunLazystore(IReadOnlyList<(string Name, string Value)> environment, params string[] arguments) =>
+        NixTools.RunProcess("dotnet", [LazystoreDll, .. arguments], environment);
+
+    public static string LazystoreDll => Path.Combine(AppContext.BaseDirectory, "lazystore.dll");
 
     public void Dispose()
     {
         _mount?.Dispose();
         _engine?.Dispose();
+        _mountLog?.Dispose();
         if (Directory.Exists(_scratch))
             Directory.Delete(_scratch, recursive: true);
     }
