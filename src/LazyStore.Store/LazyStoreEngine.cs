@@ -255,5 +255,6 @@ public sealed class LazyStoreEngine : IDisposable
     {
         Nars.Dispose();
         Substituters.Dispose();
+        Catalog.State.ReleaseConnections();
     }
 }

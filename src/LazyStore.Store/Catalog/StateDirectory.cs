@@ -74,16 +74,18 @@ public sealed class StateDirectory
         return state;
     }
 
+    private string ConnectionString => new SqliteConnectionStringBuilder
+    {
+        DataSource = DatabasePath,
+        Mode = SqliteOpenMode.ReadWriteCreate,
+        Cache = SqliteCacheMode.Private,
+        Pooling = true,
+        DefaultTimeout = 60,
+    }.ToString();
+
     public SqliteConnection OpenConnection()
     {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = DatabasePath,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Cache = SqliteCacheMode.Private,
-            Pooling = true,
-            DefaultTimeout = 60,
-        }.ToString());
+        var connection = new SqliteConnection(ConnectionString);
         connection.Open();
         using var pragmas = connection.CreateCommand();
         // WAL lets readers in other processes (the mount) proceed while one writer commits; busy_timeout makes
@@ -91,6 +93,17 @@ public sealed class StateDirectory
         pragmas.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=60000;";
         pragmas.ExecuteNonQuery();
         return connection;
+    }
+
+    /// <summary>
+    /// Closes the pooled connections to the catalog. A pooled connection keeps its database file open, so
+    /// without this a later open of a removed and re-created state directory at the same path would read
+    /// the removed file.
+    /// </summary>
+    public void ReleaseConnections()
+    {
+        using var connection = new SqliteConnection(ConnectionString);
+        SqliteConnection.ClearPool(connection);
     }
 
     /// <summary>Where the blob of a NAR lives once verified: <c>nars/&lt;nix32 of the NarHash digest&gt;.nar</c>.</summary>

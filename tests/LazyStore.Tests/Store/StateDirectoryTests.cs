@@ -91,6 +91,19 @@ public class StateDirectoryTests(OwnCaches caches) : IClassFixture<OwnCaches>
     }
 
     [Fact]
+    public void An_engine_opened_where_a_closed_one_had_its_state_directory_removed_sees_the_new_catalog()
+    {
+        using var dir = new TempDir();
+        var options = new LazyStore.Store.LazyStoreOptions { StateDirectory = dir.Sub("state"), Substituters = new LazyStore.Store.Configuration.SubstituterSettings { Substituters = [], TrustedPublicKeys = [] } };
+        using (var first = LazyStore.Store.LazyStoreEngine.Open(options))
+            first.Catalog.PutNarInfoLookup("file:///c", "x", null);
+        Directory.Delete(options.StateDirectory, recursive: true);
+        // A pooled connection kept open past Dispose would still read the removed database file.
+        using var second = LazyStore.Store.LazyStoreEngine.Open(options);
+        Assert.Null(second.Catalog.GetNarInfoLookup("file:///c", "x"));
+    }
+
+    [Fact]
     public async Task Two_engines_share_one_state_directory()
     {
         var info = caches.Infos(CompressionMethod.Zstd)[0];
