@@ -32,6 +32,8 @@ public static class LazyRegistration
         CancellationToken cancellationToken, string nixStore = "nix-store")
     {
         cancellationToken.ThrowIfCancellationRequested();
+        // Written while the paths are registered: creating a file a path is slow on a busy file system.
+        await using var narinfos = TemporaryNarInfoCache.Start(found.Select(f => f.Info), engine.StoreDirectory);
         var pending = PendingRegistration.ForThisProcess(storeRoot);
         var settled = await SettleAbandonedAsync(engine, storeRoot, pending.Store, nixStore, cancellationToken).ConfigureAwait(false);
 
@@ -69,7 +71,7 @@ public static class LazyRegistration
 
         try
         {
-            await NixValidity.CopySignaturesAsync(storeRoot, infos, engine.StoreDirectory, cancellationToken).ConfigureAwait(false);
+            await NixValidity.CopySignaturesAsync(storeRoot, narinfos, infos, engine.StoreDirectory, cancellationToken).ConfigureAwait(false);
             return new NixRegistration(registered, null, settled);
         }
         catch (NixRegistrationException e)

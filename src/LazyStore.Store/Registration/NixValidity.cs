@@ -146,62 +146,27 @@ public static class NixValidity
 
     /// <summary>
     /// Copies the caches' signatures of registered paths into Nix's database from the narinfos LazyStore
-    /// verified, asking no cache again: they are written to a private temporary binary cache directory
-    /// (nix-cache-info and one <c>&lt;hash&gt;.narinfo</c> a path; Nix 2.8's copy-sigs reads nothing else) and
-    /// <c>nix store copy-sigs --substituter file://DIR PATH…</c> keeps each Sig of a narinfo whose NarHash,
-    /// NarSize and references are the registered path's. Nix checks the signatures against its trusted keys
-    /// when it verifies, as it would those of any cache. <c>--load-db</c> carries no signatures.
+    /// verified, asking no cache again: <paramref name="cache"/> holds them as a binary cache of narinfos
+    /// alone (Nix 2.8's copy-sigs reads nothing else), and <c>nix store copy-sigs --substituter file://DIR
+    /// PATH…</c> keeps each Sig of a narinfo whose NarHash, NarSize and references are the registered path's.
+    /// Nix checks the signatures against its trusted keys when it verifies, as it would those of any cache.
+    /// <c>--load-db</c> carries no signatures.
     /// </summary>
     /// <remarks>
     /// One call takes every path unless their full paths overflow execve's argument space
-    /// (<see cref="ArgumentBatches"/>). The directory has a new random name each run, so nothing Nix
-    /// remembers of a binary cache URL applies to it, and it is removed afterwards whatever happened.
+    /// (<see cref="ArgumentBatches"/>).
     /// </remarks>
-    public static async Task CopySignaturesAsync(string? storeRoot, IReadOnlyCollection<NarInfo> infos, StoreDirectory storeDirectory,
-        CancellationToken cancellationToken, string nix = "nix")
+    public static async Task CopySignaturesAsync(string? storeRoot, TemporaryNarInfoCache cache, IReadOnlyCollection<NarInfo> infos,
+        StoreDirectory storeDirectory, CancellationToken cancellationToken, string nix = "nix")
     {
         var signed = infos.Where(i => i.Signatures.Count > 0).DistinctBy(i => i.StorePath).ToList();
         if (signed.Count == 0)
             return;
-        var cache = WriteNarInfoCache(signed, storeDirectory);
-        try
-        {
-            string[] command = ["store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", "file://" + cache];
-            var space = Nix.Interop.Posix.ArgumentSpace - EnvironmentSize() - ArgumentSize([nix, "--store", storeRoot ?? "", .. command]) - ExecSlack;
-            foreach (var batch in ArgumentBatches(signed.Select(i => storeDirectory.Print(i.StorePath)).ToList(), space))
-                await RunAsync(nix, storeRoot, [.. command, .. batch], null, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
-    }
-
-    /// <summary>A new private directory (mode 0700) holding a binary cache of <paramref name="infos"/>'s narinfos and no NARs; returns its path.</summary>
-    private static string WriteNarInfoCache(IReadOnlyList<NarInfo> infos, StoreDirectory storeDirectory)
-    {
-        string cache;
-        try
-        {
-            cache = Directory.CreateTempSubdirectory("lazystore-narinfos-").FullName;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new NixRegistrationException($"could not make a temporary directory for the narinfos in {Path.GetTempPath()}: {e.Message}");
-        }
-        try
-        {
-            var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
-            File.WriteAllText(Path.Combine(cache, NixCacheInfo.FileName), new NixCacheInfo { StoreDirectory = storeDirectory }.ToString(), utf8);
-            foreach (var info in infos)
-                File.WriteAllText(Path.Combine(cache, info.StorePath.HashPart + ".narinfo"), info.ToString(), utf8);
-            return cache;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Directory.Delete(cache, recursive: true);
-            throw new NixRegistrationException($"could not write the narinfos to {cache}: {e.Message}");
-        }
+        var directory = await cache.HoldAsync(signed, cancellationToken).ConfigureAwait(false);
+        string[] command = ["store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", "file://" + directory];
+        var space = Nix.Interop.Posix.ArgumentSpace - EnvironmentSize() - ArgumentSize([nix, "--store", storeRoot ?? "", .. command]) - ExecSlack;
+        foreach (var batch in ArgumentBatches(signed.Select(i => storeDirectory.Print(i.StorePath)).ToList(), space))
+            await RunAsync(nix, storeRoot, [.. command, .. batch], null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -116,7 +116,8 @@ public sealed class NixValidityTests : IDisposable
         // The cache the narinfos came from is gone: Nix has nothing else to read them from.
         Directory.Delete(_dir.Sub("cache"), recursive: true);
 
-        await NixValidity.CopySignaturesAsync(root, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
+        await using (var narinfos = TemporaryNarInfoCache.Start([_top, _middle, _leaf], StoreDirectory.Default))
+            await NixValidity.CopySignaturesAsync(root, narinfos, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
 
         var printed = RealNix.Run("nix", "path-info", "--store", root, "--sigs", "-r", _top.StorePath.ToFullPath()).EnsureSuccess("nix path-info --sigs");
         var signed = printed.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries)

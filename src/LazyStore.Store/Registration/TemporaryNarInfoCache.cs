@@ -1,0 +1,119 @@
+using System.Text;
+using LazyStore.Nix;
+
+namespace LazyStore.Store.Registration;
+
+/// <summary>
+/// A private temporary directory laid out as a binary cache of narinfos alone — nix-cache-info and one
+/// <c>&lt;hash&gt;.narinfo</c> a path, no NARs — from which <c>nix store copy-sigs</c> takes verified
+/// signatures (<see cref="NixValidity.CopySignaturesAsync(string?, TemporaryNarInfoCache, IReadOnlyCollection{NarInfo}, StoreDirectory, CancellationToken, string)"/>).
+/// </summary>
+/// <remarks>
+/// Written in the background from <see cref="Start"/> on, so that creating a file a path (slow on a busy
+/// journaling file system) overlaps the registration's other steps. The directory (mode 0700, in TMPDIR) has
+/// a new random name, so nothing Nix remembers of a cache URL applies to it; disposing removes it, whatever
+/// happened.
+/// </remarks>
+public sealed class TemporaryNarInfoCache : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task<Written> _writing;
+
+    /// <summary>The directory and the text written for each path.</summary>
+    private sealed record Written(string Directory, Dictionary<StorePath, string> Texts);
+
+    private TemporaryNarInfoCache(IReadOnlyList<NarInfo> infos, StoreDirectory storeDirectory)
+    {
+        _writing = Task.Run(() => Write(infos, storeDirectory, _stop.Token));
+    }
+
+    /// <summary>Starts writing <paramref name="infos"/> (those with signatures; the others give copy-sigs nothing) to a new directory.</summary>
+    public static TemporaryNarInfoCache Start(IEnumerable<NarInfo> infos, StoreDirectory storeDirectory) =>
+        new([.. infos.Where(i => i.Signatures.Count > 0).DistinctBy(i => i.StorePath)], storeDirectory);
+
+    /// <summary>
+    /// Waits until the narinfos are written, then makes <paramref name="infos"/> the ones the cache holds for
+    /// their paths (writing any not yet there or different: the catalog may have kept another cache's narinfo
+    /// of a path it knew); returns the directory. Throws <see cref="NixRegistrationException"/> when they
+    /// could not be written.
+    /// </summary>
+    public async Task<string> HoldAsync(IReadOnlyCollection<NarInfo> infos, CancellationToken cancellationToken)
+    {
+        var written = await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var info in infos)
+        {
+            var text = info.ToString();
+            if (!written.Texts.TryGetValue(info.StorePath, out var had) || had != text)
+            {
+                WriteFile(written.Directory, info.StorePath.HashPart + ".narinfo", text);
+                written.Texts[info.StorePath] = text;
+            }
+        }
+        return written.Directory;
+    }
+
+    /// <summary>Stops the writing if it still runs and removes the directory.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        Written written;
+        try
+        {
+            written = await _writing.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NixRegistrationException or OperationCanceledException)
+        {
+            // The writer removed what it had made; a failure to write was the concern of HoldAsync's caller, who was told.
+            _stop.Dispose();
+            return;
+        }
+        _stop.Dispose();
+        Directory.Delete(written.Directory, recursive: true);
+    }
+
+    private static Written Write(IReadOnlyList<NarInfo> infos, StoreDirectory storeDirectory, CancellationToken stop)
+    {
+        string directory;
+        try
+        {
+            directory = Directory.CreateTempSubdirectory("lazystore-narinfos-").FullName;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new NixRegistrationException($"could not make a temporary directory for the narinfos in {Path.GetTempPath()}: {e.Message}");
+        }
+        try
+        {
+            WriteFile(directory, NixCacheInfo.FileName, new NixCacheInfo { StoreDirectory = storeDirectory }.ToString());
+            var texts = new Dictionary<StorePath, string>(infos.Count);
+            foreach (var info in infos)
+            {
+                stop.ThrowIfCancellationRequested();
+                var text = info.ToString();
+                WriteFile(directory, info.StorePath.HashPart + ".narinfo", text);
+                texts[info.StorePath] = text;
+            }
+            return new Written(directory, texts);
+        }
+        catch (Exception)
+        {
+            Directory.Delete(directory, recursive: true);
+            throw;
+        }
+    }
+
+    private static void WriteFile(string directory, string name, string text)
+    {
+        var path = Path.Combine(directory, name);
+        try
+        {
+            File.WriteAllText(path, text, Utf8);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new NixRegistrationException($"could not write {path}: {e.Message}");
+        }
+    }
+
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+}
