@@ -19,8 +19,8 @@ public sealed class TemporaryNarInfoCache : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task<Written> _writing;
 
-    /// <summary>The directory and the text written for each path.</summary>
-    private sealed record Written(string Directory, Dictionary<StorePath, string> Texts);
+    /// <summary>The directory and the narinfo written for each path.</summary>
+    private sealed record Written(string Directory, Dictionary<StorePath, NarInfo> Infos);
 
     private TemporaryNarInfoCache(IReadOnlyList<NarInfo> infos, StoreDirectory storeDirectory)
     {
@@ -42,15 +42,18 @@ public sealed class TemporaryNarInfoCache : IAsyncDisposable
         var written = await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
         foreach (var info in infos)
         {
-            var text = info.ToString();
-            if (!written.Texts.TryGetValue(info.StorePath, out var had) || had != text)
+            if (!written.Infos.TryGetValue(info.StorePath, out var had) || !SameToCopySigs(had, info))
             {
-                WriteFile(written.Directory, info.StorePath.HashPart + ".narinfo", text);
-                written.Texts[info.StorePath] = text;
+                WriteFile(written.Directory, info.StorePath.HashPart + ".narinfo", info.ToString());
+                written.Infos[info.StorePath] = info;
             }
         }
         return written.Directory;
     }
+
+    /// <summary>Whether copy-sigs takes the same from both: it compares NarHash, NarSize and references with Nix's database, then copies the Sig values (Nix 2.8 sigs.cc).</summary>
+    private static bool SameToCopySigs(NarInfo a, NarInfo b) =>
+        a.NarHash == b.NarHash && a.NarSize == b.NarSize && a.References.SequenceEqual(b.References) && a.Signatures.SequenceEqual(b.Signatures, StringComparer.Ordinal);
 
     /// <summary>Stops the writing if it still runs and removes the directory.</summary>
     public async ValueTask DisposeAsync()
@@ -85,15 +88,14 @@ public sealed class TemporaryNarInfoCache : IAsyncDisposable
         try
         {
             WriteFile(directory, NixCacheInfo.FileName, new NixCacheInfo { StoreDirectory = storeDirectory }.ToString());
-            var texts = new Dictionary<StorePath, string>(infos.Count);
+            var written = new Dictionary<StorePath, NarInfo>(infos.Count);
             foreach (var info in infos)
             {
                 stop.ThrowIfCancellationRequested();
-                var text = info.ToString();
-                WriteFile(directory, info.StorePath.HashPart + ".narinfo", text);
-                texts[info.StorePath] = text;
+                WriteFile(directory, info.StorePath.HashPart + ".narinfo", info.ToString());
+                written[info.StorePath] = info;
             }
-            return new Written(directory, texts);
+            return new Written(directory, written);
         }
         catch (Exception)
         {
