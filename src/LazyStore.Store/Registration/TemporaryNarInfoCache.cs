@@ -1,5 +1,7 @@
 using System.Text;
 using LazyStore.Nix;
+using LazyStore.Nix.Interop;
+using LazyStore.Store.Catalog;
 
 namespace LazyStore.Store.Registration;
 
@@ -12,7 +14,8 @@ namespace LazyStore.Store.Registration;
 /// Written in the background from <see cref="Start"/> on, so that creating a file a path (slow on a busy
 /// journaling file system) overlaps the registration's other steps. The directory (mode 0700, in TMPDIR) has
 /// a new random name, so nothing Nix remembers of a cache URL applies to it; disposing removes it, whatever
-/// happened.
+/// happened. Its name carries the process's pid and start time (as <see cref="PendingRegistration"/> names a
+/// run), so that the directories of runs killed outright are removed by the next run that writes one.
 /// </remarks>
 public sealed class TemporaryNarInfoCache : IAsyncDisposable
 {
@@ -79,7 +82,7 @@ public sealed class TemporaryNarInfoCache : IAsyncDisposable
         string directory;
         try
         {
-            directory = Directory.CreateTempSubdirectory("lazystore-narinfos-").FullName;
+            directory = Directory.CreateTempSubdirectory(Prefix + PendingRegistration.ForThisProcess(null).Owner.Replace(':', '-') + "-").FullName;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -95,12 +98,53 @@ public sealed class TemporaryNarInfoCache : IAsyncDisposable
                 WriteFile(directory, info.StorePath.HashPart + ".narinfo", info.ToString());
                 written[info.StorePath] = info;
             }
+            RemoveAbandoned(Path.GetDirectoryName(directory)!);
             return new Written(directory, written);
         }
         catch (Exception)
         {
             Directory.Delete(directory, recursive: true);
             throw;
+        }
+    }
+
+    private const string Prefix = "lazystore-narinfos-";
+
+    /// <summary>
+    /// Removes the directories of runs that have ended without removing their own (killed): named
+    /// <c>lazystore-narinfos-PID-START-…</c> for a process that is gone, and, since TMPDIR is shared, only
+    /// real directories of this user (made with mode 0700, so nobody else can have put anything in them).
+    /// </summary>
+    private static void RemoveAbandoned(string temporary)
+    {
+        List<PosixDirectoryEntry> entries;
+        try
+        {
+            entries = Posix.ReadDirectory(Posix.AtFdCwd, temporary, 0, int.MaxValue);
+        }
+        catch (PosixException)
+        {
+            // Only tidying: this run's own directory was made there, and the next run tries again.
+            return;
+        }
+        foreach (var entry in entries)
+        {
+            if (!entry.Name.StartsWith(Prefix, StringComparison.Ordinal))
+                continue;
+            var owner = entry.Name[Prefix.Length..].Split('-');
+            if (owner.Length != 3 || !PendingRegistration.IsOwnerGone(owner[0] + ":" + owner[1]))
+                continue;
+            var path = Path.Combine(temporary, entry.Name);
+            try
+            {
+                var status = Posix.StatAt(Posix.AtFdCwd, path);
+                if (status.Type == PosixFileType.Directory && status.Uid == Posix.EffectiveUserId)
+                    Directory.Delete(path, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another run removing it at the same time, or not ours to remove: left to its owner or the next run.
+            }
         }
     }
 

@@ -39,6 +39,28 @@ public sealed class TemporaryNarInfoCacheTests
     }
 
     [Fact]
+    public async Task DirectoriesOfRunsThatAreGoneAreRemovedAndThoseOfLiveRunsKept()
+    {
+        // This process with a start time it never had stands for a killed run whose pid was reused.
+        var abandoned = Path.Combine(Path.GetTempPath(), $"lazystore-narinfos-{Environment.ProcessId}-0-{Guid.NewGuid():N}"[..40]);
+        Directory.CreateDirectory(abandoned);
+        File.WriteAllText(Path.Combine(abandoned, NixCacheInfo.FileName), "StoreDir: /nix/store\n");
+        var path = Info("path").Sign(FirstCache);
+        await using (var running = TemporaryNarInfoCache.Start([path], StoreDirectory.Default))
+        {
+            var live = await running.HoldAsync([path], CancellationToken.None);
+            await using (var other = TemporaryNarInfoCache.Start([path], StoreDirectory.Default))
+            {
+                var second = await other.HoldAsync([path], CancellationToken.None);
+                Assert.NotEqual(live, second);
+                Assert.True(Directory.Exists(live));
+            }
+            Assert.False(Directory.Exists(abandoned));
+            Assert.True(Directory.Exists(live));
+        }
+    }
+
+    [Fact]
     public async Task ANarinfoDifferingFromTheOneWrittenReplacesIt()
     {
         // What was looked up, and what the catalog kept of the same path from another cache.
