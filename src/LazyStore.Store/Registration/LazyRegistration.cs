@@ -23,7 +23,8 @@ public sealed class RegistrationInterruptedException(string message, Exception i
 /// registered in the catalog. If Nix refuses, or the run is interrupted, the run's pending rows are taken back
 /// (when nix-store itself was interrupted, Nix is asked which it took). Rows of a run that was killed stay
 /// pending until the next run on the same Nix store settles them the same way. Last, the caches' signatures
-/// are copied into Nix's database; without them the paths are valid but untrusted.
+/// are copied into Nix's database from the narinfos already verified (no cache is asked again); without them
+/// the paths are valid but untrusted.
 /// </summary>
 public static class LazyRegistration
 {
@@ -31,6 +32,8 @@ public static class LazyRegistration
         CancellationToken cancellationToken, string nixStore = "nix-store")
     {
         cancellationToken.ThrowIfCancellationRequested();
+        // Written while the paths are registered: creating a file a path is slow on a busy file system.
+        await using var narinfos = TemporaryNarInfoCache.Start(found.Select(f => f.Info), engine.StoreDirectory);
         var pending = PendingRegistration.ForThisProcess(storeRoot);
         var settled = await SettleAbandonedAsync(engine, storeRoot, pending.Store, nixStore, cancellationToken).ConfigureAwait(false);
 
@@ -68,8 +71,7 @@ public static class LazyRegistration
 
         try
         {
-            await NixValidity.CopySignaturesAsync(storeRoot, registered.Paths.Select(p => (p.CacheUrl, p.Path)).ToList(), engine.StoreDirectory, cancellationToken)
-                .ConfigureAwait(false);
+            await NixValidity.CopySignaturesAsync(storeRoot, narinfos, infos, engine.StoreDirectory, cancellationToken).ConfigureAwait(false);
             return new NixRegistration(registered, null, settled);
         }
         catch (NixRegistrationException e)

@@ -85,7 +85,8 @@ public static class NixValidity
         if (infos.Count == 0)
             return;
         var physical = PhysicalStoreDirectory(storeRoot, storeDirectory);
-        var missing = infos.Where(i => !Exists(Path.Combine(physical, i.StorePath.BaseName))).Select(i => i.StorePath.BaseName).Order().ToList();
+        var present = NamesIn(physical);
+        var missing = infos.Select(i => i.StorePath.BaseName).Where(n => !present.Contains(n)).Distinct().Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
         {
             throw new NixRegistrationException(
@@ -93,6 +94,30 @@ public static class NixValidity
         }
         await RunAsync(nixStore, storeRoot, ["--load-db"], Format(infos, storeDirectory), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The names in the store directory, read once: a stat of each path through a mount would be a lookup
+    /// each, and make the mount load each path's tree. A store directory that does not exist holds nothing.
+    /// </summary>
+    private static HashSet<string> NamesIn(string physical)
+    {
+        List<Nix.Interop.PosixDirectoryEntry> entries;
+        try
+        {
+            entries = Nix.Interop.Posix.ReadDirectory(Nix.Interop.Posix.AtFdCwd, physical, 0, int.MaxValue);
+        }
+        catch (Nix.Interop.PosixException e) when (e.Errno == NoSuchFile)
+        {
+            return [];
+        }
+        catch (Nix.Interop.PosixException e)
+        {
+            throw new NixRegistrationException($"not registering: cannot read the store directory {physical}: {e.Message}");
+        }
+        return entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+    }
+
+    private const int NoSuchFile = 2;
 
     /// <summary>
     /// Which of <paramref name="paths"/> Nix's database holds as valid, asked of Nix itself with
@@ -120,23 +145,65 @@ public static class NixValidity
     }
 
     /// <summary>
-    /// Copies the caches' signatures of registered paths into Nix's database with
-    /// <c>nix store copy-sigs --substituter CACHE</c>: Nix asks each cache for the narinfos itself and keeps
-    /// the signatures of those whose NarHash matches, so <c>nix store verify</c> finds the paths trusted.
+    /// Copies the caches' signatures of registered paths into Nix's database from the narinfos LazyStore
+    /// verified, asking no cache again: <paramref name="cache"/> holds them as a binary cache of narinfos
+    /// alone (Nix 2.8's copy-sigs reads nothing else), and <c>nix store copy-sigs --substituter file://DIR
+    /// PATH…</c> keeps each Sig of a narinfo whose NarHash, NarSize and references are the registered path's.
+    /// Nix checks the signatures against its trusted keys when it verifies, as it would those of any cache.
     /// <c>--load-db</c> carries no signatures.
     /// </summary>
-    public static async Task CopySignaturesAsync(string? storeRoot, IReadOnlyCollection<(string CacheUrl, StorePath Path)> paths, StoreDirectory storeDirectory,
-        CancellationToken cancellationToken, string nix = "nix")
+    /// <remarks>
+    /// One call takes every path unless their full paths overflow execve's argument space
+    /// (<see cref="ArgumentBatches"/>).
+    /// </remarks>
+    public static async Task CopySignaturesAsync(string? storeRoot, TemporaryNarInfoCache cache, IReadOnlyCollection<NarInfo> infos,
+        StoreDirectory storeDirectory, CancellationToken cancellationToken, string nix = "nix")
     {
-        foreach (var group in paths.GroupBy(p => p.CacheUrl, StringComparer.Ordinal))
-        {
-            foreach (var batch in group.Select(p => storeDirectory.Print(p.Path)).Chunk(ValidityBatchSize))
-            {
-                await RunAsync(nix, storeRoot, ["store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", group.Key, .. batch],
-                    null, cancellationToken).ConfigureAwait(false);
-            }
-        }
+        var signed = infos.Where(i => i.Signatures.Count > 0).DistinctBy(i => i.StorePath).ToList();
+        if (signed.Count == 0)
+            return;
+        var directory = await cache.HoldAsync(signed, cancellationToken).ConfigureAwait(false);
+        string[] command = ["store", "copy-sigs", "--extra-experimental-features", "nix-command", "--substituter", "file://" + directory];
+        var space = Nix.Interop.Posix.ArgumentSpace - EnvironmentSize() - ArgumentSize([nix, "--store", storeRoot ?? "", .. command]) - ExecSlack;
+        foreach (var batch in ArgumentBatches(signed.Select(i => storeDirectory.Print(i.StorePath)).ToList(), space))
+            await RunAsync(nix, storeRoot, [.. command, .. batch], null, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// <paramref name="arguments"/> split into as few runs as fit <paramref name="space"/> bytes of execve
+    /// argument space each (<see cref="ArgumentSize"/>); in order, none empty. An argument larger than the
+    /// space on its own goes alone (a store path is far below Linux's per-argument limit, 128 KiB).
+    /// </summary>
+    public static IEnumerable<string[]> ArgumentBatches(IReadOnlyList<string> arguments, long space)
+    {
+        var batch = new List<string>();
+        long used = 0;
+        foreach (var argument in arguments)
+        {
+            var size = ArgumentSize([argument]);
+            if (batch.Count > 0 && used + size > space)
+            {
+                yield return [.. batch];
+                batch.Clear();
+                used = 0;
+            }
+            batch.Add(argument);
+            used += size;
+        }
+        if (batch.Count > 0)
+            yield return [.. batch];
+    }
+
+    /// <summary>What strings take of execve's argument space: their bytes, a NUL and a pointer each (fs/exec.c counts both).</summary>
+    private static long ArgumentSize(IEnumerable<string> strings) =>
+        strings.Sum(s => (long)Encoding.UTF8.GetByteCount(s) + 1 + IntPtr.Size);
+
+    /// <summary>Argument space kept free for what execve adds (the program's path, the stack's alignment).</summary>
+    private const long ExecSlack = 8 * 1024;
+
+    /// <summary>The argument space the environment a child inherits takes, as NAME=VALUE strings.</summary>
+    private static long EnvironmentSize() =>
+        ArgumentSize(Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().Select(e => $"{e.Key}={e.Value}"));
 
     /// <summary>Runs <c>nix-store [--store ROOT] ARGS…</c> (or another Nix tool) with <paramref name="input"/> on its standard input; returns its standard output.</summary>
     private static async Task<string> RunAsync(string nixStore, string? storeRoot, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
@@ -207,17 +274,4 @@ public static class NixValidity
     /// <summary>Where ROOT's store directory is on disk: <c>ROOT/nix/store</c> for a chroot store, the store directory itself otherwise.</summary>
     public static string PhysicalStoreDirectory(string? storeRoot, StoreDirectory storeDirectory) =>
         storeRoot is null ? storeDirectory.Path : Path.Join(Path.GetFullPath(storeRoot), storeDirectory.Path);
-
-    private static bool Exists(string path)
-    {
-        try
-        {
-            Nix.Interop.Posix.StatAt(Nix.Interop.Posix.AtFdCwd, path);
-            return true;
-        }
-        catch (Nix.Interop.PosixException)
-        {
-            return false;
-        }
-    }
 }

@@ -34,6 +34,7 @@ public sealed class InterruptedRegisterTests : IDisposable
         File.WriteAllText(_dir.Sub("src/top/refs"), _leaf.StorePath.ToFullPath() + "\n");
         _top = writer.AddTree(_dir.Sub("src/top"), "top", [_leaf.StorePath]);
         Directory.CreateDirectory(Store);
+        Directory.CreateDirectory(Temporary);
     }
 
     private string Root => _dir.Sub("root");
@@ -41,6 +42,9 @@ public sealed class InterruptedRegisterTests : IDisposable
     private string Store => Path.Combine(Root, "nix", "store");
 
     private string State => _dir.Sub("state");
+
+    /// <summary>The TMPDIR of every register run: a killed run's temporary narinfo cache stays there until the next run removes it.</summary>
+    private string Temporary => _dir.Sub("tmp");
 
     private string[] Common =>
         ["--store-root", Root, "--substituter", "file://" + _dir.Sub("cache"), "--trusted-public-key", _key.PublicKey.ToString(), "--state-dir", State];
@@ -72,7 +76,7 @@ public sealed class InterruptedRegisterTests : IDisposable
             Assert.Contains("Registered: pending", Info(info), StringComparison.Ordinal);
         }
 
-        var rerun = CliProcess.Run(["register", "--closure", _top.StorePath.ToFullPath(), .. Common]);
+        var rerun = CliProcess.Run(["register", "--closure", _top.StorePath.ToFullPath(), .. Common], new Dictionary<string, string?> { ["TMPDIR"] = Temporary });
         Assert.True(rerun.ExitCode == 0, rerun.Stderr);
         Assert.Contains("note: an interrupted register had left 2 paths pending; Nix had 0 of them (now registered), the other 2 were taken back", rerun.Stderr, StringComparison.Ordinal);
         Assert.Contains("registered 2 paths (2 new)", rerun.Stderr, StringComparison.Ordinal);
@@ -80,6 +84,8 @@ public sealed class InterruptedRegisterTests : IDisposable
         Assert.True(NixHolds(_leaf));
         Assert.Equal(new PathState(Registered: true, Pending: false), StateOf(engine, _top));
         Assert.Contains("Registered: yes", Info(_top), StringComparison.Ordinal);
+        // The killed run's narinfo cache went with the rerun, which removed its own as well.
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Temporary, "lazystore-narinfos-*"));
     }
 
     [RealNixFuseFact]
@@ -89,7 +95,7 @@ public sealed class InterruptedRegisterTests : IDisposable
         using var mount = StoreMount.Mount(engine, Store, new StoreMountOptions { Log = TextWriter.Null });
         await RunUntilNixIsAskedAsync(process => process.Kill(entireProcessTree: true), "register", "--closure", _top.StorePath.ToFullPath());
 
-        var other = CliProcess.Run(["register", _leaf.StorePath.ToFullPath(), .. Common]);
+        var other = CliProcess.Run(["register", _leaf.StorePath.ToFullPath(), .. Common], new Dictionary<string, string?> { ["TMPDIR"] = Temporary });
         Assert.True(other.ExitCode == 0, other.Stderr);
         Assert.Contains("the other 2 were taken back", other.Stderr, StringComparison.Ordinal);
         Assert.Equal(new PathState(Registered: false, Pending: false), StateOf(engine, _top));
@@ -97,6 +103,7 @@ public sealed class InterruptedRegisterTests : IDisposable
         Assert.Equal([_leaf.StorePath.BaseName], engine.Catalog.ListRegisteredRoots().Select(r => r.BaseName));
         Assert.False(NixHolds(_top));
         Assert.True(NixHolds(_leaf));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Temporary, "lazystore-narinfos-*"));
     }
 
     [RealNixFuseFact]
@@ -160,7 +167,7 @@ public sealed class InterruptedRegisterTests : IDisposable
 
         var asked = Task.Run(() => File.ReadAllText(fifo));
         using var process = CliProcess.Start([.. args, .. Common],
-            new Dictionary<string, string?> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") });
+            new Dictionary<string, string?> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH"), ["TMPDIR"] = Temporary });
         try
         {
             var first = await Task.WhenAny(asked, process.WaitForExitAsync(), Task.Delay(Patience));

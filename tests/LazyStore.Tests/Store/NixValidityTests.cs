@@ -14,10 +14,11 @@ public sealed class NixValidityTests : IDisposable
     private readonly NarInfo _leaf;
     private readonly NarInfo _middle;
     private readonly NarInfo _top;
+    private readonly SecretKey _key = SecretKey.Generate("validity-1");
 
     public NixValidityTests()
     {
-        var writer = new BinaryCacheWriter(_dir.Sub("cache"), CompressionMethod.None, SecretKey.Generate("validity-1"));
+        var writer = new BinaryCacheWriter(_dir.Sub("cache"), CompressionMethod.None, _key);
         FixtureTrees.WriteEdgeCases(_dir.Sub("src/leaf"));
         _leaf = writer.AddTree(_dir.Sub("src/leaf"), "leaf");
         Directory.CreateDirectory(_dir.Sub("src/middle"));
@@ -89,6 +90,63 @@ public sealed class NixValidityTests : IDisposable
         Assert.Equal($"not registering: {_leaf.StorePath.BaseName} does not exist in {Path.Combine(root, "nix", "store")} (is a LazyStore mount serving it?)", error.Message);
         var valid = RealNix.Run("nix-store", "--store", root, "--check-validity", _leaf.StorePath.ToFullPath());
         Assert.NotEqual(0, valid.ExitCode);
+
+        // One present, two missing: all are named, and none is registered.
+        ExternalTool.Run("cp", ["-a", _dir.Sub("src/leaf"), Path.Combine(root, "nix", "store", _leaf.StorePath.BaseName)]).EnsureSuccess("cp -a");
+        error = await Assert.ThrowsAsync<NixRegistrationException>(() => NixValidity.RegisterAsync(root, [_top, _leaf, _middle], StoreDirectory.Default, CancellationToken.None));
+        var missing = new[] { _middle.StorePath.BaseName, _top.StorePath.BaseName }.Order(StringComparer.Ordinal);
+        Assert.Equal($"not registering: {string.Join(", ", missing)} do not exist in {Path.Combine(root, "nix", "store")} (is a LazyStore mount serving it?)", error.Message);
+        Assert.NotEqual(0, RealNix.Run("nix-store", "--store", root, "--check-validity", _leaf.StorePath.ToFullPath()).ExitCode);
+
+        // A store directory that does not exist holds nothing.
+        var bare = _dir.Sub("bare");
+        error = await Assert.ThrowsAsync<NixRegistrationException>(() => NixValidity.RegisterAsync(bare, [_leaf], StoreDirectory.Default, CancellationToken.None));
+        Assert.Equal($"not registering: {_leaf.StorePath.BaseName} does not exist in {Path.Combine(bare, "nix", "store")} (is a LazyStore mount serving it?)", error.Message);
+    }
+
+    [RealNixFact]
+    public async Task SignaturesComeFromTheGivenNarinfosAloneAndNixChecksThemAgainstItsTrustedKeys()
+    {
+        var root = _dir.Sub("root");
+        var store = Path.Combine(root, "nix", "store");
+        Directory.CreateDirectory(store);
+        foreach (var (info, source) in new[] { (_leaf, "leaf"), (_middle, "middle"), (_top, "top") })
+            ExternalTool.Run("cp", ["-a", _dir.Sub("src/" + source), Path.Combine(store, info.StorePath.BaseName)]).EnsureSuccess("cp -a");
+        await NixValidity.RegisterAsync(root, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
+        // The cache the narinfos came from is gone: Nix has nothing else to read them from.
+        Directory.Delete(_dir.Sub("cache"), recursive: true);
+
+        await using (var narinfos = TemporaryNarInfoCache.Start([_top, _middle, _leaf], StoreDirectory.Default))
+            await NixValidity.CopySignaturesAsync(root, narinfos, [_top, _middle, _leaf], StoreDirectory.Default, CancellationToken.None);
+
+        var printed = RealNix.Run("nix", "path-info", "--store", root, "--sigs", "-r", _top.StorePath.ToFullPath()).EnsureSuccess("nix path-info --sigs");
+        var signed = printed.StdoutText.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)).ToDictionary(words => words[0], words => words[1..]);
+        foreach (var info in new[] { _leaf, _middle, _top })
+            Assert.Equal(info.Signatures, signed[info.StorePath.ToFullPath()]);
+        RealNix.Run("nix", "store", "verify", "--store", root, "-r", _top.StorePath.ToFullPath(), "--option", "trusted-public-keys", _key.PublicKey.ToString())
+            .EnsureSuccess("nix store verify with the signing key trusted");
+        var untrusted = RealNix.Run("nix", "store", "verify", "--store", root, "--no-contents", _leaf.StorePath.ToFullPath(),
+            "--option", "trusted-public-keys", SecretKey.Generate("validity-1").PublicKey.ToString());
+        Assert.NotEqual(0, untrusted.ExitCode);
+    }
+
+    [Fact]
+    public void ArgumentsAreSplitOnlyWhereTheyOverflowTheArgumentSpace()
+    {
+        var paths = Enumerable.Range(0, 3000).Select(i => StorePath.FromParts(System.Security.Cryptography.RandomNumberGenerator.GetBytes(StorePath.DigestLength),
+            "data-" + i.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)).ToFullPath()).ToList();
+        var each = paths[0].Length + 1 + IntPtr.Size;
+        Assert.All(paths, p => Assert.Equal(each, p.Length + 1 + IntPtr.Size));
+
+        // 3,000 full paths (about 250 KB with their pointers) fit Linux's usual 2 MiB in one run.
+        Assert.Equal(paths, Assert.Single(NixValidity.ArgumentBatches(paths, 2L * 1024 * 1024)));
+        var batches = NixValidity.ArgumentBatches(paths, 1000L * each + each - 1).ToList();
+        Assert.Equal([1000, 1000, 1000], batches.Select(b => b.Length));
+        Assert.Equal(paths, batches.SelectMany(b => b));
+        Assert.Equal(3000, NixValidity.ArgumentBatches(paths, 0).Count());
+        Assert.Empty(NixValidity.ArgumentBatches([], 1));
+        Assert.True(LazyStore.Nix.Interop.Posix.ArgumentSpace >= 128 * 1024);
     }
 
     [RealNixFact]
