@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using LazyStore.Nix;
 using LazyStore.Nix.Nar;
@@ -51,6 +52,7 @@ public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyLis
 public sealed class LazyStoreEngine : IDisposable
 {
     private readonly ListingLimits _listings;
+    private readonly ConcurrentDictionary<string, Lazy<Task<ListingOutcome>>> _listingFlights = new(StringComparer.Ordinal);
 
     private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory, ListingLimits listings)
     {
@@ -112,18 +114,19 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>
     /// Registers paths found in the caches for the mount as pending for <paramref name="pending"/> (the first
     /// phase of a registration with Nix; <see cref="SubstituterSet.QueryClosureAsync"/> looks a whole closure up
-    /// before anything is registered), then fetches their listings, at most <paramref name="parallelism"/> at a
-    /// time (never a NAR), so the mount lists them locally.
+    /// before anything is registered), in one catalog transaction. Nothing is downloaded: a path's listing is
+    /// not needed to make it valid, and the mount fetches it when a lookup first needs the path's tree.
     /// </summary>
-    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
+    /// <param name="parallelism">Not used any more (listings were fetched here, that many at a time).</param>
+    public Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
         CancellationToken cancellationToken)
     {
+        _ = parallelism;
+        cancellationToken.ThrowIfCancellationRequested();
         var recorded = Catalog.AddPendingStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), pending);
         var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();
         var paths = recorded.Select(r => ToLazyPath(r.Path)).ToList();
-        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
-            async (path, ct) => await EnsureTreeAsync(path, fetchIfUnlisted: false, ct).ConfigureAwait(false)).ConfigureAwait(false);
-        return new RegisteredPaths(paths, added);
+        return Task.FromResult(new RegisteredPaths(paths, added));
     }
 
     /// <summary>
@@ -159,13 +162,28 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>
     /// Tier 2 without a download: the path's tree from the catalog, else from the cache's listing (unsigned:
     /// a hint until the NAR is verified). A listing that is missing, unreadable, malformed or over the
-    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why.
+    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why. Concurrent
+    /// calls for one NAR share one request (the mount's lookups and its background listing of registered
+    /// paths); cancelling stops this caller's wait, not the request.
     /// </summary>
     public async Task<ListingOutcome> ListAsync(LazyPath path, CancellationToken cancellationToken)
     {
         var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
         if (nar.Tree != NarTree.None)
             return new ListingOutcome(nar, null);
+        var flight = _listingFlights.GetOrAdd(nar.NarHash, static (_, x) => new Lazy<Task<ListingOutcome>>(() => x.Engine.FetchListingAsync(x.Path, x.Nar)),
+            (Engine: this, Path: path, Nar: nar));
+        var run = flight.Value;
+        if (run.IsCompleted)
+            _listingFlights.TryRemove(new KeyValuePair<string, Lazy<Task<ListingOutcome>>>(nar.NarHash, flight));
+        else
+            _ = run.ContinueWith(_ => _listingFlights.TryRemove(new KeyValuePair<string, Lazy<Task<ListingOutcome>>>(nar.NarHash, flight)),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return await run.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<ListingOutcome> FetchListingAsync(LazyPath path, NarRecord nar)
+    {
         // "No listing" is remembered like a negative narinfo lookup, so repeated stats do not ask again.
         if (nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds)
             return new ListingOutcome(nar, $"{path.CacheUrl} had no usable listing of it {Catalog.Now - at} s ago");
@@ -174,7 +192,7 @@ public sealed class LazyStoreEngine : IDisposable
         string why;
         try
         {
-            if (await cache.TryGetListingAsync(path.Path, _listings, cancellationToken).ConfigureAwait(false) is { } listing)
+            if (await cache.TryGetListingAsync(path.Path, _listings, CancellationToken.None).ConfigureAwait(false) is { } listing)
             {
                 Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
                 return new ListingOutcome(Catalog.GetNar(nar.NarHash)!, null);

@@ -29,12 +29,24 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return new NarInfoLookup(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
     });
 
-    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => Use(connection =>
+    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => PutNarInfoLookups([new(cache, hashPart, narInfo)]);
+
+    /// <summary>Remembers caches' answers (a narinfo, or null for "not there"), all in one transaction.</summary>
+    public void PutNarInfoLookups(IReadOnlyCollection<NarInfoAnswer> answers) => Use(connection =>
     {
+        using var transaction = connection.BeginTransaction(deferred: false);
         using var command = Command(connection,
             "INSERT OR REPLACE INTO narinfo_lookups (cache, hash_part, narinfo, looked_up_at) VALUES ($cache, $hash, $narinfo, $now)",
-            ("$cache", cache), ("$hash", hashPart), ("$narinfo", narInfo), ("$now", Now));
-        command.ExecuteNonQuery();
+            ("$cache", ""), ("$hash", ""), ("$narinfo", null), ("$now", Now));
+        command.Transaction = transaction;
+        foreach (var answer in answers)
+        {
+            command.Parameters["$cache"].Value = answer.Cache;
+            command.Parameters["$hash"].Value = answer.HashPart;
+            command.Parameters["$narinfo"].Value = (object?)answer.NarInfo ?? DBNull.Value;
+            command.ExecuteNonQuery();
+        }
+        transaction.Commit();
     });
 
     // ---- nix-cache-info ----
@@ -578,6 +590,9 @@ public enum NarTree
 }
 
 public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
+
+/// <summary>One cache's answer for a store path hash, to be remembered: the narinfo text it served (verified), or null for "not there".</summary>
+public readonly record struct NarInfoAnswer(string Cache, string HashPart, string? NarInfo);
 
 public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
 
