@@ -16,6 +16,10 @@ public static partial class CliProcess
     public static ProcessResult Run(IEnumerable<string> args, Stream? stdin = null, string? stdoutFile = null) =>
         ExternalTool.Run(Dotnet, new[] { AssemblyPath }.Concat(args), stdin: stdin, stdoutFile: stdoutFile);
 
+    /// <summary>Runs <c>lazystore</c> to its end with variables of its environment set or replaced.</summary>
+    public static ProcessResult Run(IEnumerable<string> args, IDictionary<string, string?> environment) =>
+        ExternalTool.Run(Dotnet, new[] { AssemblyPath }.Concat(args), environment);
+
     /// <summary>Starts <c>lazystore</c> with standard output and error redirected, for a test that talks to it while it runs.</summary>
     public static Process Start(IEnumerable<string> args) => Start(args, new Dictionary<string, string?>());
 
