@@ -125,7 +125,9 @@ public sealed class LazyStoreEngine : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var recorded = Catalog.AddPendingStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), pending);
         var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();
-        var paths = recorded.Select(r => ToLazyPath(r.Path)).ToList();
+        // A path the catalog knew keeps the narinfo it was first accepted with; a new one has the narinfo just
+        // verified, which need not be parsed again from the catalog's copy.
+        var paths = recorded.Select((r, i) => r.Path.NarInfoText == found[i].Info.ToString() ? ToLazyPath(r.Path, found[i].Info) : ToLazyPath(r.Path)).ToList();
         return Task.FromResult(new RegisteredPaths(paths, added));
     }
 
@@ -144,8 +146,8 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>The path as the catalog knows it, or null; asks no cache.</summary>
     public LazyPath? FindKnownPath(StorePath path) => Catalog.GetStorePath(path.HashPart) is { } known ? ToLazyPath(known) : null;
 
-    private LazyPath ToLazyPath(KnownStorePath known) =>
-        new(known.Path, NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar, known.Pending);
+    private LazyPath ToLazyPath(KnownStorePath known, NarInfo? info = null) =>
+        new(known.Path, info ?? NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar, known.Pending);
 
     /// <summary>
     /// Tier 2: makes the path's tree known, from the cache's listing when it has one (no NAR download), else

@@ -113,20 +113,25 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", (int)registration), ("$now", Now),
             ("$owner", pending?.Owner), ("$store", pending?.Store));
         nar.Transaction = path.Transaction = transaction;
+        // Prepared once for the whole batch: parsing each statement anew cost more than running it.
+        nar.Prepare();
+        path.Prepare();
+        using var query = new StorePathQuery(connection, transaction);
         var added = new List<(KnownStorePath, bool)>(paths.Count);
         foreach (var (info, cache) in paths)
         {
-            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true, Pending: false };
-            nar.Parameters["$hash"].Value = info.NarHash.ToString();
+            var wasRegistered = query.Get(info.StorePath.HashPart) is { Registered: true, Pending: false };
+            var narHash = info.NarHash.ToString();
+            nar.Parameters["$hash"].Value = narHash;
             nar.Parameters["$size"].Value = (long)info.NarSize;
             nar.ExecuteNonQuery();
             path.Parameters["$hash"].Value = info.StorePath.HashPart;
             path.Parameters["$name"].Value = info.StorePath.BaseName;
             path.Parameters["$cache"].Value = cache;
             path.Parameters["$narinfo"].Value = info.ToString();
-            path.Parameters["$narHash"].Value = info.NarHash.ToString();
+            path.Parameters["$narHash"].Value = narHash;
             path.ExecuteNonQuery();
-            added.Add((GetStorePath(connection, info.StorePath.HashPart)!, wasRegistered));
+            added.Add((query.Get(info.StorePath.HashPart)!, wasRegistered));
         }
         transaction.Commit();
         return added;
@@ -285,21 +290,43 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
     {
-        using var command = Command(connection,
-            """
-            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
-            FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
-            """, ("$hash", hashPart));
-        using var reader = command.ExecuteReader();
-        if (!reader.Read())
-            return null;
-        return new KnownStorePath(
-            StorePath.FromBaseName(reader.GetString(0)),
-            reader.GetString(1),
-            reader.GetString(2),
-            reader.GetInt64(3) != (int)Registration.None,
-            ReadNar(reader, 4),
-            reader.GetInt64(3) == (int)Registration.Pending);
+        using var query = new StorePathQuery(connection, transaction: null);
+        return query.Get(hashPart);
+    }
+
+    /// <summary>A store path's row with its NAR's, by hash part: one prepared statement for any number of lookups.</summary>
+    private sealed class StorePathQuery : IDisposable
+    {
+        private readonly SqliteCommand _command;
+
+        public StorePathQuery(SqliteConnection connection, SqliteTransaction? transaction)
+        {
+            _command = Command(connection,
+                """
+                SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
+                FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
+                """, ("$hash", ""));
+            // CreateCommand already enlists the command in the connection's transaction, if any.
+            if (transaction is not null)
+                _command.Transaction = transaction;
+        }
+
+        public KnownStorePath? Get(string hashPart)
+        {
+            _command.Parameters[0].Value = hashPart;
+            using var reader = _command.ExecuteReader();
+            if (!reader.Read())
+                return null;
+            return new KnownStorePath(
+                StorePath.FromBaseName(reader.GetString(0)),
+                reader.GetString(1),
+                reader.GetString(2),
+                reader.GetInt64(3) != (int)Registration.None,
+                ReadNar(reader, 4),
+                reader.GetInt64(3) == (int)Registration.Pending);
+        }
+
+        public void Dispose() => _command.Dispose();
     }
 
     public NarRecord? GetNar(string narHash) => Use(connection =>
