@@ -53,6 +53,8 @@ public sealed class LazyStoreEngine : IDisposable
 {
     private readonly ListingLimits _listings;
     private readonly ConcurrentDictionary<string, Lazy<Task<ListingOutcome>>> _listingFlights = new(StringComparer.Ordinal);
+    // Listings that arrive together (the mount's background fetch) are written in one transaction.
+    private readonly GroupCommit<(long NarId, IReadOnlyList<NarIndexEntry> Entries)> _listingCommits;
 
     private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory, ListingLimits listings)
     {
@@ -61,6 +63,7 @@ public sealed class LazyStoreEngine : IDisposable
         Nars = nars;
         StoreDirectory = storeDirectory;
         _listings = listings;
+        _listingCommits = new GroupCommit<(long NarId, IReadOnlyList<NarIndexEntry> Entries)>(catalog.PutListings);
     }
 
     public StoreCatalog Catalog { get; }
@@ -196,7 +199,7 @@ public sealed class LazyStoreEngine : IDisposable
         {
             if (await cache.TryGetListingAsync(path.Path, _listings, CancellationToken.None).ConfigureAwait(false) is { } listing)
             {
-                Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
+                await _listingCommits.WriteAsync((nar.Id, NarIndexEntry.FromListing(listing))).ConfigureAwait(false);
                 return new ListingOutcome(Catalog.GetNar(nar.NarHash)!, null);
             }
             why = $"{cache.Resolve(path.Path.HashPart + ".ls")} does not exist";

@@ -352,19 +352,26 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     });
 
     /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
-    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
+    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => PutListings([(narId, entries)]);
+
+    /// <summary>
+    /// <see cref="PutListing"/> for many NARs in one transaction: the mount writes the listings that arrive
+    /// together (its background fetch of registered paths' listings) at one commit's cost.
+    /// </summary>
+    public void PutListings(IReadOnlyList<(long NarId, IReadOnlyList<NarIndexEntry> Entries)> listings) => Use(connection =>
     {
         using var transaction = connection.BeginTransaction(deferred: false);
-        using (var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", narId)))
+        using var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", 0L));
+        using var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", 0L));
+        check.Transaction = update.Transaction = transaction;
+        using var insert = EntryInsert(connection, transaction);
+        foreach (var (narId, entries) in listings)
         {
-            check.Transaction = transaction;
+            check.Parameters["$id"].Value = narId;
             if (Convert.ToInt32(check.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != (int)NarTree.None)
-                return;
-        }
-        InsertEntries(connection, transaction, narId, entries);
-        using (var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", narId)))
-        {
-            update.Transaction = transaction;
+                continue;
+            insert.Insert(narId, entries);
+            update.Parameters["$id"].Value = narId;
             update.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -421,36 +428,57 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
     {
-        using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText =
-            """
-            INSERT INTO entries (nar_id, id, parent, name, type, executable, size, payload_offset, target)
-            VALUES ($nar, $id, $parent, $name, $type, $exec, $size, $offset, $target)
-            """;
-        var nar = insert.Parameters.Add("$nar", SqliteType.Integer);
-        var id = insert.Parameters.Add("$id", SqliteType.Integer);
-        var parent = insert.Parameters.Add("$parent", SqliteType.Integer);
-        var name = insert.Parameters.Add("$name", SqliteType.Text);
-        var type = insert.Parameters.Add("$type", SqliteType.Integer);
-        var exec = insert.Parameters.Add("$exec", SqliteType.Integer);
-        var size = insert.Parameters.Add("$size", SqliteType.Integer);
-        var offset = insert.Parameters.Add("$offset", SqliteType.Integer);
-        var target = insert.Parameters.Add("$target", SqliteType.Text);
-        insert.Prepare();
-        nar.Value = narId;
-        foreach (var e in entries)
+        using var insert = EntryInsert(connection, transaction);
+        insert.Insert(narId, entries);
+    }
+
+    private static EntryInserter EntryInsert(SqliteConnection connection, SqliteTransaction transaction) => new(connection, transaction);
+
+    /// <summary>The prepared insert of a NAR's entries, for any number of NARs in one transaction.</summary>
+    private sealed class EntryInserter : IDisposable
+    {
+        private readonly SqliteCommand _insert;
+        private readonly SqliteParameter _nar, _id, _parent, _name, _type, _exec, _size, _offset, _target;
+
+        public EntryInserter(SqliteConnection connection, SqliteTransaction transaction)
         {
-            id.Value = e.Id;
-            parent.Value = (object?)e.Parent ?? DBNull.Value;
-            name.Value = e.Name;
-            type.Value = (int)e.Type;
-            exec.Value = e.IsExecutable ? 1 : 0;
-            size.Value = e.Size;
-            offset.Value = (object?)e.PayloadOffset ?? DBNull.Value;
-            target.Value = (object?)e.Target ?? DBNull.Value;
-            insert.ExecuteNonQuery();
+            _insert = connection.CreateCommand();
+            _insert.Transaction = transaction;
+            _insert.CommandText =
+                """
+                INSERT INTO entries (nar_id, id, parent, name, type, executable, size, payload_offset, target)
+                VALUES ($nar, $id, $parent, $name, $type, $exec, $size, $offset, $target)
+                """;
+            _nar = _insert.Parameters.Add("$nar", SqliteType.Integer);
+            _id = _insert.Parameters.Add("$id", SqliteType.Integer);
+            _parent = _insert.Parameters.Add("$parent", SqliteType.Integer);
+            _name = _insert.Parameters.Add("$name", SqliteType.Text);
+            _type = _insert.Parameters.Add("$type", SqliteType.Integer);
+            _exec = _insert.Parameters.Add("$exec", SqliteType.Integer);
+            _size = _insert.Parameters.Add("$size", SqliteType.Integer);
+            _offset = _insert.Parameters.Add("$offset", SqliteType.Integer);
+            _target = _insert.Parameters.Add("$target", SqliteType.Text);
+            _insert.Prepare();
         }
+
+        public void Insert(long narId, IReadOnlyList<NarIndexEntry> entries)
+        {
+            _nar.Value = narId;
+            foreach (var e in entries)
+            {
+                _id.Value = e.Id;
+                _parent.Value = (object?)e.Parent ?? DBNull.Value;
+                _name.Value = e.Name;
+                _type.Value = (int)e.Type;
+                _exec.Value = e.IsExecutable ? 1 : 0;
+                _size.Value = e.Size;
+                _offset.Value = (object?)e.PayloadOffset ?? DBNull.Value;
+                _target.Value = (object?)e.Target ?? DBNull.Value;
+                _insert.ExecuteNonQuery();
+            }
+        }
+
+        public void Dispose() => _insert.Dispose();
     }
 
     // ---- the tree ----
