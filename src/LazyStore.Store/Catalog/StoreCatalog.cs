@@ -364,7 +364,7 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         using var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", 0L));
         using var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", 0L));
         check.Transaction = update.Transaction = transaction;
-        using var insert = EntryInsert(connection, transaction);
+        using var insert = new EntryInserter(connection, transaction);
         foreach (var (narId, entries) in listings)
         {
             check.Parameters["$id"].Value = narId;
@@ -428,11 +428,9 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
     {
-        using var insert = EntryInsert(connection, transaction);
+        using var insert = new EntryInserter(connection, transaction);
         insert.Insert(narId, entries);
     }
-
-    private static EntryInserter EntryInsert(SqliteConnection connection, SqliteTransaction transaction) => new(connection, transaction);
 
     /// <summary>The prepared insert of a NAR's entries, for any number of NARs in one transaction.</summary>
     private sealed class EntryInserter : IDisposable

@@ -284,9 +284,6 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         return tree;
     }
 
-    /// <summary>Completes when the background fetch of registered paths' listings started by lookups has ended.</summary>
-    internal Task RegisteredListingsFetched => _registeredListings.Idle;
-
     public void Dispose() => _registeredListings.Dispose();
 
     /// <summary>

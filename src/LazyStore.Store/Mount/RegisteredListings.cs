@@ -22,17 +22,6 @@ internal sealed class RegisteredListings(LazyStoreEngine engine, MountLog log) :
     private readonly HashSet<long> _asked = [];
     private bool _running;
     private bool _requestedAgain;
-    private Task _sweeps = Task.CompletedTask;
-
-    /// <summary>Completes when no sweep is running (for tests: the sweep started by a lookup has ended).</summary>
-    public Task Idle
-    {
-        get
-        {
-            lock (_lock)
-                return _sweeps;
-        }
-    }
 
     /// <summary>Starts a sweep, or — when one is running — another once it ends (for paths registered meanwhile).</summary>
     public void Request()
@@ -47,7 +36,7 @@ internal sealed class RegisteredListings(LazyStoreEngine engine, MountLog log) :
                 return;
             }
             _running = true;
-            _sweeps = Task.Run(SweepAsync, CancellationToken.None);
+            _ = Task.Run(SweepAsync, CancellationToken.None);
         }
     }
 
