@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using LazyStore.Nix;
 using LazyStore.Nix.Nar;
@@ -51,6 +52,9 @@ public sealed record RegisteredPaths(IReadOnlyList<LazyPath> Paths, IReadOnlyLis
 public sealed class LazyStoreEngine : IDisposable
 {
     private readonly ListingLimits _listings;
+    private readonly ConcurrentDictionary<string, Lazy<Task<ListingOutcome>>> _listingFlights = new(StringComparer.Ordinal);
+    // Listings that arrive together (the mount's background fetch) are written in one transaction.
+    private readonly GroupCommit<(long NarId, IReadOnlyList<NarIndexEntry> Entries)> _listingCommits;
 
     private LazyStoreEngine(StoreCatalog catalog, SubstituterSet substituters, NarCache nars, StoreDirectory storeDirectory, ListingLimits listings)
     {
@@ -59,6 +63,7 @@ public sealed class LazyStoreEngine : IDisposable
         Nars = nars;
         StoreDirectory = storeDirectory;
         _listings = listings;
+        _listingCommits = new GroupCommit<(long NarId, IReadOnlyList<NarIndexEntry> Entries)>(catalog.PutListings);
     }
 
     public StoreCatalog Catalog { get; }
@@ -112,18 +117,21 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>
     /// Registers paths found in the caches for the mount as pending for <paramref name="pending"/> (the first
     /// phase of a registration with Nix; <see cref="SubstituterSet.QueryClosureAsync"/> looks a whole closure up
-    /// before anything is registered), then fetches their listings, at most <paramref name="parallelism"/> at a
-    /// time (never a NAR), so the mount lists them locally.
+    /// before anything is registered), in one catalog transaction. Nothing is downloaded: a path's listing is
+    /// not needed to make it valid, and the mount fetches it when a lookup first needs the path's tree.
     /// </summary>
-    public async Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
+    /// <param name="parallelism">Not used any more (listings were fetched here, that many at a time).</param>
+    public Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
         CancellationToken cancellationToken)
     {
+        _ = parallelism;
+        cancellationToken.ThrowIfCancellationRequested();
         var recorded = Catalog.AddPendingStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), pending);
         var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();
-        var paths = recorded.Select(r => ToLazyPath(r.Path)).ToList();
-        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
-            async (path, ct) => await EnsureTreeAsync(path, fetchIfUnlisted: false, ct).ConfigureAwait(false)).ConfigureAwait(false);
-        return new RegisteredPaths(paths, added);
+        // A path the catalog knew keeps the narinfo it was first accepted with; a new one has the narinfo just
+        // verified, which need not be parsed again from the catalog's copy.
+        var paths = recorded.Select((r, i) => r.Path.NarInfoText == found[i].Info.ToString() ? ToLazyPath(r.Path, found[i].Info) : ToLazyPath(r.Path)).ToList();
+        return Task.FromResult(new RegisteredPaths(paths, added));
     }
 
     /// <summary>
@@ -141,8 +149,8 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>The path as the catalog knows it, or null; asks no cache.</summary>
     public LazyPath? FindKnownPath(StorePath path) => Catalog.GetStorePath(path.HashPart) is { } known ? ToLazyPath(known) : null;
 
-    private LazyPath ToLazyPath(KnownStorePath known) =>
-        new(known.Path, NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar, known.Pending);
+    private LazyPath ToLazyPath(KnownStorePath known, NarInfo? info = null) =>
+        new(known.Path, info ?? NarInfo.Parse(known.NarInfoText, StoreDirectory, "catalog"), known.Cache, known.Registered, known.Nar, known.Pending);
 
     /// <summary>
     /// Tier 2: makes the path's tree known, from the cache's listing when it has one (no NAR download), else
@@ -159,13 +167,28 @@ public sealed class LazyStoreEngine : IDisposable
     /// <summary>
     /// Tier 2 without a download: the path's tree from the catalog, else from the cache's listing (unsigned:
     /// a hint until the NAR is verified). A listing that is missing, unreadable, malformed or over the
-    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why.
+    /// <see cref="LazyStoreOptions.Listings"/> bounds counts as absent, and the outcome says why. Concurrent
+    /// calls for one NAR share one request (the mount's lookups and its background listing of registered
+    /// paths); cancelling stops this caller's wait, not the request.
     /// </summary>
     public async Task<ListingOutcome> ListAsync(LazyPath path, CancellationToken cancellationToken)
     {
         var nar = Catalog.GetNar(path.Nar.NarHash) ?? path.Nar;
         if (nar.Tree != NarTree.None)
             return new ListingOutcome(nar, null);
+        var flight = _listingFlights.GetOrAdd(nar.NarHash, static (_, x) => new Lazy<Task<ListingOutcome>>(() => x.Engine.FetchListingAsync(x.Path, x.Nar)),
+            (Engine: this, Path: path, Nar: nar));
+        var run = flight.Value;
+        if (run.IsCompleted)
+            _listingFlights.TryRemove(new KeyValuePair<string, Lazy<Task<ListingOutcome>>>(nar.NarHash, flight));
+        else
+            _ = run.ContinueWith(_ => _listingFlights.TryRemove(new KeyValuePair<string, Lazy<Task<ListingOutcome>>>(nar.NarHash, flight)),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return await run.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<ListingOutcome> FetchListingAsync(LazyPath path, NarRecord nar)
+    {
         // "No listing" is remembered like a negative narinfo lookup, so repeated stats do not ask again.
         if (nar.ListingMissingAt is { } at && Catalog.Now - at < Substituters.Settings.NegativeTtl.TotalSeconds)
             return new ListingOutcome(nar, $"{path.CacheUrl} had no usable listing of it {Catalog.Now - at} s ago");
@@ -174,9 +197,9 @@ public sealed class LazyStoreEngine : IDisposable
         string why;
         try
         {
-            if (await cache.TryGetListingAsync(path.Path, _listings, cancellationToken).ConfigureAwait(false) is { } listing)
+            if (await cache.TryGetListingAsync(path.Path, _listings, CancellationToken.None).ConfigureAwait(false) is { } listing)
             {
-                Catalog.PutListing(nar.Id, NarIndexEntry.FromListing(listing));
+                await _listingCommits.WriteAsync((nar.Id, NarIndexEntry.FromListing(listing))).ConfigureAwait(false);
                 return new ListingOutcome(Catalog.GetNar(nar.NarHash)!, null);
             }
             why = $"{cache.Resolve(path.Path.HashPart + ".ls")} does not exist";

@@ -35,7 +35,7 @@ internal static class RealiseCommand
             var root = result.GetValue(storeRoot);
             RegisterCommand.WarnWithoutMount(console, engine, root);
             var wanted = result.GetValue(targets)!.Select(p => RegisterCommand.ParseStorePath(engine, p, "realise")).Distinct().ToList();
-            var parallelism = Math.Max(1, result.GetValue(jobs));
+            var parallelism = RegisterCommand.Parallelism(result, jobs, engine);
             var realisation = new Realisation(engine.Substituters, NixValidity.PhysicalStoreDirectory(root, engine.StoreDirectory),
                 (paths, ct) => NixValidity.QueryValidAsync(root, paths, engine.StoreDirectory, ct), parallelism);
             RealisationPlan plan;

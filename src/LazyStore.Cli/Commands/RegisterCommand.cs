@@ -31,7 +31,7 @@ internal static class RegisterCommand
             var root = result.GetValue(storeRoot);
             WarnWithoutMount(console, engine, root);
             var roots = result.GetValue(paths)!.Select(p => ParseStorePath(engine, p, "register")).ToList();
-            var parallelism = Math.Max(1, result.GetValue(jobs));
+            var parallelism = Parallelism(result, jobs, engine);
             IReadOnlyList<SubstitutablePath> found;
             try
             {
@@ -53,7 +53,14 @@ internal static class RegisterCommand
         Description = "The root of a chroot store (its store directory is ROOT/nix/store), as nix-store --store ROOT; default: the machine's store",
     };
 
-    internal static Option<int> JobsOption() => new("--jobs", "-j") { Description = "Parallel narinfo and listing lookups", DefaultValueFactory = _ => 8 };
+    internal static Option<int?> JobsOption() => new("--jobs", "-j")
+    {
+        Description = "Narinfo lookups at a time (default: nix.conf's http-connections, 25)",
+    };
+
+    /// <summary>How many lookups at a time: <c>-j</c>, else what nix.conf's <c>http-connections</c> allows.</summary>
+    internal static int Parallelism(ParseResult result, Option<int?> jobs, LazyStoreEngine engine) =>
+        result.GetValue(jobs) is { } given ? Math.Max(1, given) : engine.Substituters.Settings.LookupParallelism;
 
     /// <summary>Nix finds lazy paths only through a mount; registering without one is allowed (it may start later) but said.</summary>
     internal static void WarnWithoutMount(CliConsole console, LazyStoreEngine engine, string? storeRoot)

@@ -109,7 +109,7 @@ internal static class StoreCommands
         var options = new StoreOptions();
         var paths = new Argument<string[]>("STORE-PATH") { Description = "Store paths to fetch", Arity = ArgumentArity.OneOrMore };
         var closure = new Option<bool>("--closure") { Description = "Also fetch everything the paths refer to, transitively" };
-        var jobs = new Option<int>("--jobs", "-j") { Description = "Parallel narinfo lookups for --closure", DefaultValueFactory = _ => 8 };
+        var jobs = RegisterCommand.JobsOption();
         var command = new Command("fetch", "Download, verify and index the NARs of store paths into the local cache") { paths, closure, jobs };
         options.AddTo(command);
         command.SetAction(result =>
@@ -117,7 +117,7 @@ internal static class StoreCommands
             using var engine = options.OpenEngine(result);
             var roots = result.GetValue(paths)!.Select(p => Parse(engine, p).Path).ToList();
             IReadOnlyList<StorePath> wanted = result.GetValue(closure)
-                ? Wait(engine.Substituters.QueryClosureAsync(roots, Math.Max(1, result.GetValue(jobs)), CancellationToken.None)).Select(p => p.Path).ToList()
+                ? Wait(engine.Substituters.QueryClosureAsync(roots, RegisterCommand.Parallelism(result, jobs, engine), CancellationToken.None)).Select(p => p.Path).ToList()
                 : roots;
             var progress = new FetchProgress(console, wanted.Count);
             var stopwatch = Stopwatch.StartNew();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 
 namespace LazyStore.Store.Catalog;
@@ -74,7 +75,7 @@ public sealed class StateDirectory
         return state;
     }
 
-    private string ConnectionString => new SqliteConnectionStringBuilder
+    private string ConnectionString => _connectionString ??= new SqliteConnectionStringBuilder
     {
         DataSource = DatabasePath,
         Mode = SqliteOpenMode.ReadWriteCreate,
@@ -83,17 +84,29 @@ public sealed class StateDirectory
         DefaultTimeout = 60,
     }.ToString();
 
+    private string? _connectionString;
+
     public SqliteConnection OpenConnection()
     {
         var connection = new SqliteConnection(ConnectionString);
         connection.Open();
+        // A pooled connection keeps its settings: they are made once per SQLite connection, not at every open
+        // (running them cost more than most of the queries that follow).
+        if (_configured.TryGetValue(connection.Handle!, out _))
+            return connection;
         using var pragmas = connection.CreateCommand();
         // WAL lets readers in other processes (the mount) proceed while one writer commits; busy_timeout makes
         // concurrent writers wait instead of failing with SQLITE_BUSY.
         pragmas.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=60000;";
         pragmas.ExecuteNonQuery();
+        _configured.AddOrUpdate(connection.Handle!, Configured);
         return connection;
     }
+
+    private static readonly object Configured = new();
+
+    // The SQLite connections (pooled, reused by later opens) whose settings are made.
+    private readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> _configured = new();
 
     /// <summary>
     /// Closes the pooled connections to the catalog. A pooled connection keeps its database file open, so

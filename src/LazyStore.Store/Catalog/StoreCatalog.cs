@@ -29,12 +29,24 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
         return new NarInfoLookup(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
     });
 
-    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => Use(connection =>
+    public void PutNarInfoLookup(string cache, string hashPart, string? narInfo) => PutNarInfoLookups([new(cache, hashPart, narInfo)]);
+
+    /// <summary>Remembers caches' answers (a narinfo, or null for "not there"), all in one transaction.</summary>
+    public void PutNarInfoLookups(IReadOnlyCollection<NarInfoAnswer> answers) => Use(connection =>
     {
+        using var transaction = connection.BeginTransaction(deferred: false);
         using var command = Command(connection,
             "INSERT OR REPLACE INTO narinfo_lookups (cache, hash_part, narinfo, looked_up_at) VALUES ($cache, $hash, $narinfo, $now)",
-            ("$cache", cache), ("$hash", hashPart), ("$narinfo", narInfo), ("$now", Now));
-        command.ExecuteNonQuery();
+            ("$cache", ""), ("$hash", ""), ("$narinfo", null), ("$now", Now));
+        command.Transaction = transaction;
+        foreach (var answer in answers)
+        {
+            command.Parameters["$cache"].Value = answer.Cache;
+            command.Parameters["$hash"].Value = answer.HashPart;
+            command.Parameters["$narinfo"].Value = (object?)answer.NarInfo ?? DBNull.Value;
+            command.ExecuteNonQuery();
+        }
+        transaction.Commit();
     });
 
     // ---- nix-cache-info ----
@@ -101,20 +113,25 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
             ("$hash", ""), ("$name", ""), ("$cache", ""), ("$narinfo", ""), ("$narHash", ""), ("$registered", (int)registration), ("$now", Now),
             ("$owner", pending?.Owner), ("$store", pending?.Store));
         nar.Transaction = path.Transaction = transaction;
+        // Prepared once for the whole batch: parsing each statement anew cost more than running it.
+        nar.Prepare();
+        path.Prepare();
+        using var query = new StorePathQuery(connection, transaction);
         var added = new List<(KnownStorePath, bool)>(paths.Count);
         foreach (var (info, cache) in paths)
         {
-            var wasRegistered = GetStorePath(connection, info.StorePath.HashPart) is { Registered: true, Pending: false };
-            nar.Parameters["$hash"].Value = info.NarHash.ToString();
+            var wasRegistered = query.Get(info.StorePath.HashPart) is { Registered: true, Pending: false };
+            var narHash = info.NarHash.ToString();
+            nar.Parameters["$hash"].Value = narHash;
             nar.Parameters["$size"].Value = (long)info.NarSize;
             nar.ExecuteNonQuery();
             path.Parameters["$hash"].Value = info.StorePath.HashPart;
             path.Parameters["$name"].Value = info.StorePath.BaseName;
             path.Parameters["$cache"].Value = cache;
             path.Parameters["$narinfo"].Value = info.ToString();
-            path.Parameters["$narHash"].Value = info.NarHash.ToString();
+            path.Parameters["$narHash"].Value = narHash;
             path.ExecuteNonQuery();
-            added.Add((GetStorePath(connection, info.StorePath.HashPart)!, wasRegistered));
+            added.Add((query.Get(info.StorePath.HashPart)!, wasRegistered));
         }
         transaction.Commit();
         return added;
@@ -273,21 +290,43 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     private static KnownStorePath? GetStorePath(SqliteConnection connection, string hashPart)
     {
-        using var command = Command(connection,
-            """
-            SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
-            FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
-            """, ("$hash", hashPart));
-        using var reader = command.ExecuteReader();
-        if (!reader.Read())
-            return null;
-        return new KnownStorePath(
-            StorePath.FromBaseName(reader.GetString(0)),
-            reader.GetString(1),
-            reader.GetString(2),
-            reader.GetInt64(3) != (int)Registration.None,
-            ReadNar(reader, 4),
-            reader.GetInt64(3) == (int)Registration.Pending);
+        using var query = new StorePathQuery(connection, transaction: null);
+        return query.Get(hashPart);
+    }
+
+    /// <summary>A store path's row with its NAR's, by hash part: one prepared statement for any number of lookups.</summary>
+    private sealed class StorePathQuery : IDisposable
+    {
+        private readonly SqliteCommand _command;
+
+        public StorePathQuery(SqliteConnection connection, SqliteTransaction? transaction)
+        {
+            _command = Command(connection,
+                """
+                SELECT p.base_name, p.cache, p.narinfo, p.registered, n.id, n.nar_hash, n.nar_size, n.tree, n.blob_size, n.listing_missing_at, n.blob_inode, n.blob_ctime_ns
+                FROM store_paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = $hash
+                """, ("$hash", ""));
+            // CreateCommand already enlists the command in the connection's transaction, if any.
+            if (transaction is not null)
+                _command.Transaction = transaction;
+        }
+
+        public KnownStorePath? Get(string hashPart)
+        {
+            _command.Parameters[0].Value = hashPart;
+            using var reader = _command.ExecuteReader();
+            if (!reader.Read())
+                return null;
+            return new KnownStorePath(
+                StorePath.FromBaseName(reader.GetString(0)),
+                reader.GetString(1),
+                reader.GetString(2),
+                reader.GetInt64(3) != (int)Registration.None,
+                ReadNar(reader, 4),
+                reader.GetInt64(3) == (int)Registration.Pending);
+        }
+
+        public void Dispose() => _command.Dispose();
     }
 
     public NarRecord? GetNar(string narHash) => Use(connection =>
@@ -313,19 +352,26 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
     });
 
     /// <summary>Stores a listing's tree for a NAR whose tree is not known yet; a tree read from the NAR is never replaced.</summary>
-    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => Use(connection =>
+    public void PutListing(long narId, IReadOnlyList<NarIndexEntry> entries) => PutListings([(narId, entries)]);
+
+    /// <summary>
+    /// <see cref="PutListing"/> for many NARs in one transaction: the mount writes the listings that arrive
+    /// together (its background fetch of registered paths' listings) at one commit's cost.
+    /// </summary>
+    public void PutListings(IReadOnlyList<(long NarId, IReadOnlyList<NarIndexEntry> Entries)> listings) => Use(connection =>
     {
         using var transaction = connection.BeginTransaction(deferred: false);
-        using (var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", narId)))
+        using var check = Command(connection, "SELECT tree FROM nars WHERE id = $id", ("$id", 0L));
+        using var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", 0L));
+        check.Transaction = update.Transaction = transaction;
+        using var insert = new EntryInserter(connection, transaction);
+        foreach (var (narId, entries) in listings)
         {
-            check.Transaction = transaction;
+            check.Parameters["$id"].Value = narId;
             if (Convert.ToInt32(check.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != (int)NarTree.None)
-                return;
-        }
-        InsertEntries(connection, transaction, narId, entries);
-        using (var update = Command(connection, "UPDATE nars SET tree = $tree WHERE id = $id", ("$tree", (int)NarTree.Listing), ("$id", narId)))
-        {
-            update.Transaction = transaction;
+                continue;
+            insert.Insert(narId, entries);
+            update.Parameters["$id"].Value = narId;
             update.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -382,36 +428,55 @@ public sealed class StoreCatalog(StateDirectory state, TimeProvider? time = null
 
     private static void InsertEntries(SqliteConnection connection, SqliteTransaction transaction, long narId, IReadOnlyList<NarIndexEntry> entries)
     {
-        using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText =
-            """
-            INSERT INTO entries (nar_id, id, parent, name, type, executable, size, payload_offset, target)
-            VALUES ($nar, $id, $parent, $name, $type, $exec, $size, $offset, $target)
-            """;
-        var nar = insert.Parameters.Add("$nar", SqliteType.Integer);
-        var id = insert.Parameters.Add("$id", SqliteType.Integer);
-        var parent = insert.Parameters.Add("$parent", SqliteType.Integer);
-        var name = insert.Parameters.Add("$name", SqliteType.Text);
-        var type = insert.Parameters.Add("$type", SqliteType.Integer);
-        var exec = insert.Parameters.Add("$exec", SqliteType.Integer);
-        var size = insert.Parameters.Add("$size", SqliteType.Integer);
-        var offset = insert.Parameters.Add("$offset", SqliteType.Integer);
-        var target = insert.Parameters.Add("$target", SqliteType.Text);
-        insert.Prepare();
-        nar.Value = narId;
-        foreach (var e in entries)
+        using var insert = new EntryInserter(connection, transaction);
+        insert.Insert(narId, entries);
+    }
+
+    /// <summary>The prepared insert of a NAR's entries, for any number of NARs in one transaction.</summary>
+    private sealed class EntryInserter : IDisposable
+    {
+        private readonly SqliteCommand _insert;
+        private readonly SqliteParameter _nar, _id, _parent, _name, _type, _exec, _size, _offset, _target;
+
+        public EntryInserter(SqliteConnection connection, SqliteTransaction transaction)
         {
-            id.Value = e.Id;
-            parent.Value = (object?)e.Parent ?? DBNull.Value;
-            name.Value = e.Name;
-            type.Value = (int)e.Type;
-            exec.Value = e.IsExecutable ? 1 : 0;
-            size.Value = e.Size;
-            offset.Value = (object?)e.PayloadOffset ?? DBNull.Value;
-            target.Value = (object?)e.Target ?? DBNull.Value;
-            insert.ExecuteNonQuery();
+            _insert = connection.CreateCommand();
+            _insert.Transaction = transaction;
+            _insert.CommandText =
+                """
+                INSERT INTO entries (nar_id, id, parent, name, type, executable, size, payload_offset, target)
+                VALUES ($nar, $id, $parent, $name, $type, $exec, $size, $offset, $target)
+                """;
+            _nar = _insert.Parameters.Add("$nar", SqliteType.Integer);
+            _id = _insert.Parameters.Add("$id", SqliteType.Integer);
+            _parent = _insert.Parameters.Add("$parent", SqliteType.Integer);
+            _name = _insert.Parameters.Add("$name", SqliteType.Text);
+            _type = _insert.Parameters.Add("$type", SqliteType.Integer);
+            _exec = _insert.Parameters.Add("$exec", SqliteType.Integer);
+            _size = _insert.Parameters.Add("$size", SqliteType.Integer);
+            _offset = _insert.Parameters.Add("$offset", SqliteType.Integer);
+            _target = _insert.Parameters.Add("$target", SqliteType.Text);
+            _insert.Prepare();
         }
+
+        public void Insert(long narId, IReadOnlyList<NarIndexEntry> entries)
+        {
+            _nar.Value = narId;
+            foreach (var e in entries)
+            {
+                _id.Value = e.Id;
+                _parent.Value = (object?)e.Parent ?? DBNull.Value;
+                _name.Value = e.Name;
+                _type.Value = (int)e.Type;
+                _exec.Value = e.IsExecutable ? 1 : 0;
+                _size.Value = e.Size;
+                _offset.Value = (object?)e.PayloadOffset ?? DBNull.Value;
+                _target.Value = (object?)e.Target ?? DBNull.Value;
+                _insert.ExecuteNonQuery();
+            }
+        }
+
+        public void Dispose() => _insert.Dispose();
     }
 
     // ---- the tree ----
@@ -578,6 +643,9 @@ public enum NarTree
 }
 
 public sealed record NarInfoLookup(string? NarInfo, long LookedUpAt);
+
+/// <summary>One cache's answer for a store path hash, to be remembered: the narinfo text it served (verified), or null for "not there".</summary>
+public readonly record struct NarInfoAnswer(string Cache, string HashPart, string? NarInfo);
 
 public sealed record CacheInfoRecord(string? StoreDirectory, int? Priority, bool? WantMassQuery, long FetchedAt);
 

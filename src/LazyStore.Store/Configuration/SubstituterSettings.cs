@@ -42,6 +42,16 @@ public sealed record SubstituterSettings
     /// <summary><c>http-connections</c>: connections to one cache, and NAR downloads, at once (Nix: 25; 0: no limit).</summary>
     public int HttpConnections { get; init; } = 25;
 
+    /// <summary>How many lookups when <c>http-connections</c> is 0 (no limit in Nix).</summary>
+    public const int UnlimitedLookupParallelism = 64;
+
+    /// <summary>
+    /// How many narinfo or listing requests a walk over many paths (a closure, the listings of registered paths)
+    /// keeps in flight: <see cref="HttpConnections"/>, as Nix keeps that many transfers going, or
+    /// <see cref="UnlimitedLookupParallelism"/> when it is 0.
+    /// </summary>
+    public int LookupParallelism => HttpConnections > 0 ? HttpConnections : UnlimitedLookupParallelism;
+
     /// <summary>Settings as Nix would use them, with command-line values taking precedence where given.</summary>
     public static SubstituterSettings From(NixConfiguration configuration, string confDir,
         IReadOnlyList<string>? substituters = null, IReadOnlyList<string>? trustedKeys = null, bool? requireSignatures = null)

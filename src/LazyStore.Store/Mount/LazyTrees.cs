@@ -19,7 +19,7 @@ internal readonly record struct LazyRootName(string BaseName, long NarId, NarEnt
 /// with on-demand any path a trusted cache has), their trees, and the verified NAR behind a first open.
 /// Knows nothing of FUSE.
 /// </summary>
-internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions options, MountLog log)
+internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions options, MountLog log) : IDisposable
 {
     // Trees are small next to their NARs, but a mount may touch many paths; past this many the cache
     // starts over (nodes keep the trees they were made from).
@@ -35,6 +35,7 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
     private readonly ConcurrentDictionary<string, long> _touched = new();
     private readonly ConcurrentDictionary<string, StorePath> _onDemand = new();
     private readonly ConcurrentDictionary<string, LazyDeletion> _deletions = new();
+    private readonly RegisteredListings _registeredListings = new(engine, log);
 
     public StoreCatalog Catalog => engine.Catalog;
 
@@ -75,6 +76,9 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         // A listing's tree stays until the catalog has the verified one (another process may have fetched the NAR).
         if (_trees.TryGetValue(path.HashPart, out var cached) && cached.Nar.Id == known.Nar.Id && (cached.IsVerified || known.Nar.Tree != NarTree.Nar))
             return cached;
+        // Registered without its listing: the other registered paths likely are too, and about to be looked up.
+        if (known.Registered && known.Nar.Tree == NarTree.None)
+            _registeredListings.Request();
         return await SingleFlight(_listing, path.HashPart, () => LoadTreeAsync(known, CancellationToken.None), cancellationToken).ConfigureAwait(false);
     }
 
@@ -279,6 +283,8 @@ internal sealed class LazyTrees(LazyStoreEngine engine, StoreMountOptions option
         Verified?.Invoke(tree);
         return tree;
     }
+
+    public void Dispose() => _registeredListings.Dispose();
 
     /// <summary>
     /// One run of <paramref name="start"/> per key at a time, shared by every caller. The run takes no

@@ -623,6 +623,7 @@ internal sealed partial class StoreFileSystem : IFuseFileSystem, IDisposable
     public void Dispose()
     {
         _engine.Substituters.Warning -= _log.Error;
+        _trees.Dispose();
         _kernelCaches.Dispose();
         foreach (var handle in _handles.Values)
             handle.Dispose();

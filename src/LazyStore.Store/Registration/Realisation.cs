@@ -25,8 +25,9 @@ public sealed class RealisationException(string message) : IOException(message);
 /// trusted cache has is wanted with its closure; an output no cache has is left for Nix to build, so its
 /// inputs are wanted instead: the requested outputs of its input derivations (planned the same way, each
 /// input <c>.drv</c> read from the store directory) and the closures of its input sources. Paths valid in
-/// Nix's database already are neither looked up nor followed. Lookups run at most
-/// <c>parallelism</c> at a time, one breadth-first round of derivations after another.
+/// Nix's database already are neither looked up nor followed. Derivations are planned one breadth-first
+/// round after another; the closures wanted are then walked with <c>parallelism</c> lookups in flight
+/// (<see cref="SubstituterSet.QueryClosureAsync"/>), Nix asked about discovered paths in batches.
 /// </remarks>
 /// <param name="derivationDirectory">Where the store's <c>.drv</c> files are on disk (ROOT/nix/store for a chroot store).</param>
 /// <param name="valid">Which of some paths Nix's database holds as valid (<see cref="NixValidity.QueryValidAsync"/>).</param>

@@ -102,35 +102,47 @@ public sealed class SubstituterSet : IDisposable
     /// Finds <paramref name="path"/> in the caches, in priority order. Throws <see cref="PathNotSubstitutableException"/>,
     /// saying what each cache answered, when none has a narinfo that passes every check.
     /// </summary>
-    public async Task<SubstitutablePath> QueryPathInfoAsync(StorePath path, CancellationToken cancellationToken)
+    public Task<SubstitutablePath> QueryPathInfoAsync(StorePath path, CancellationToken cancellationToken) =>
+        QueryPathInfoAsync(path, answers: null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="QueryPathInfoAsync(StorePath, CancellationToken)"/>, keeping the caches' answers in
+    /// <paramref name="answers"/> (to be remembered together, <see cref="Remember"/>) instead of writing each to
+    /// the catalog at once.
+    /// </summary>
+    internal async Task<SubstitutablePath> QueryPathInfoAsync(StorePath path, NarInfoAnswers? answers, CancellationToken cancellationToken)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var answers = new List<string>();
+        var answered = new List<string>();
         foreach (var cache in Caches)
         {
             if (WhyUnusable(cache) is { } why)
             {
-                answers.Add($"{cache.Url}: {why}");
+                answered.Add($"{cache.Url}: {why}");
                 continue;
             }
             try
             {
-                if (await QueryCacheAsync(cache, path, cancellationToken).ConfigureAwait(false) is { } found)
+                if (await QueryCacheAsync(cache, path, cancellationToken, answers).ConfigureAwait(false) is { } found)
                     return found;
-                answers.Add($"{cache.Url}: not found");
+                answered.Add($"{cache.Url}: not found");
             }
             catch (BinaryCacheException e)
             {
-                answers.Add($"{cache.Url}: {e.Reason}");
+                answered.Add($"{cache.Url}: {e.Reason}");
             }
         }
         if (_configured.Length == 0)
-            answers.Add("no substituters are configured");
-        throw new PathNotSubstitutableException(path.ToFullPath(StoreDirectory), answers);
+            answered.Add("no substituters are configured");
+        throw new PathNotSubstitutableException(path.ToFullPath(StoreDirectory), answered);
     }
 
-    /// <summary>What one cache answers for a path: a trusted narinfo, null for "not there", or an exception.</summary>
-    internal async Task<SubstitutablePath?> QueryCacheAsync(BinaryCache cache, StorePath path, CancellationToken cancellationToken)
+    /// <summary>
+    /// What one cache answers for a path: a trusted narinfo, null for "not there", or an exception. The answer
+    /// is remembered in the catalog, or — given <paramref name="answers"/> — kept there to be remembered later.
+    /// </summary>
+    internal async Task<SubstitutablePath?> QueryCacheAsync(BinaryCache cache, StorePath path, CancellationToken cancellationToken,
+        NarInfoAnswers? answers = null)
     {
         var remembered = _catalog.GetNarInfoLookup(cache.Url, path.HashPart);
         if (remembered is not null)
@@ -150,7 +162,7 @@ public sealed class SubstituterSet : IDisposable
         var fetched = await cache.TryGetNarInfoAsync(path, StoreDirectory, cancellationToken).ConfigureAwait(false);
         if (fetched is not { } found)
         {
-            _catalog.PutNarInfoLookup(cache.Url, path.HashPart, null);
+            Remember(answers, new NarInfoAnswer(cache.Url, path.HashPart, null));
             return null;
         }
         if (!Trusted(found.Info))
@@ -160,9 +172,20 @@ public sealed class SubstituterSet : IDisposable
                 : $"narinfo has no valid signature by a trusted key (signed by {string.Join(", ", found.Info.Signatures.Select(SignerName))}; trusted: {string.Join(", ", _settings.TrustedPublicKeys.Select(k => k.Name))})";
             throw new NarInfoRejectedException(cache.Resolve(path.HashPart + ".narinfo"), reason);
         }
-        _catalog.PutNarInfoLookup(cache.Url, path.HashPart, found.Text);
+        Remember(answers, new NarInfoAnswer(cache.Url, path.HashPart, found.Text));
         return new SubstitutablePath(found.Info, cache);
     }
+
+    private void Remember(NarInfoAnswers? answers, NarInfoAnswer answer)
+    {
+        if (answers is not null)
+            answers.Add(answer);
+        else
+            _catalog.PutNarInfoLookups([answer]);
+    }
+
+    /// <summary>Remembers answers kept during a walk, all in one catalog transaction.</summary>
+    internal void Remember(NarInfoAnswers answers) => _catalog.PutNarInfoLookups(answers.Take());
 
     private bool Trusted(NarInfo info) => !_settings.RequireSignatures || info.HasValidSignature(_settings.TrustedPublicKeys);
 
@@ -174,38 +197,22 @@ public sealed class SubstituterSet : IDisposable
 
     /// <summary>
     /// The closure of <paramref name="roots"/> under References (only the roots when not
-    /// <paramref name="followReferences"/>), every path looked up, at most <paramref name="parallelism"/>
-    /// lookups at a time. Throws when any path is missing, naming all that are.
+    /// <paramref name="followReferences"/>), every path looked up once, at most <paramref name="parallelism"/>
+    /// lookups at a time, a path's references asked for as soon as its narinfo is in (<see cref="ClosureWalk"/>).
+    /// The caches' answers are remembered in one catalog transaction at the end. Throws when any path is
+    /// missing, naming all that are.
     /// </summary>
     /// <param name="present">
-    /// Given the paths of one breadth-first round, says which of them are already present where the closure
-    /// is wanted (for realise: valid in Nix's database); those are neither looked up nor followed.
+    /// Given paths the walk discovered (in batches: whatever was discovered while the previous batch was asked
+    /// about), says which of them are already present where the closure is wanted (for realise: valid in Nix's
+    /// database); those are neither looked up nor followed.
     /// </param>
     public async Task<IReadOnlyList<SubstitutablePath>> QueryClosureAsync(IEnumerable<StorePath> roots, int parallelism, CancellationToken cancellationToken,
         bool followReferences = true, Func<IReadOnlyCollection<StorePath>, CancellationToken, Task<IReadOnlySet<StorePath>>>? present = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
-        var found = new Dictionary<StorePath, SubstitutablePath>();
-        var failures = new Dictionary<StorePath, PathNotSubstitutableException>();
-        var seen = new HashSet<StorePath>();
-        var frontier = roots.Where(seen.Add).ToList();
-        while (frontier.Count > 0)
-        {
-            if (present is not null)
-            {
-                var there = await present(frontier, cancellationToken).ConfigureAwait(false);
-                frontier = frontier.Where(p => !there.Contains(p)).ToList();
-            }
-            foreach (var (path, lookup) in await QueryPathInfosAsync(frontier, parallelism, cancellationToken).ConfigureAwait(false))
-            {
-                if (lookup.Found is { } substitutable)
-                    found[path] = substitutable;
-                else
-                    failures[path] = lookup.Missing!;
-            }
-            frontier = followReferences ? frontier.Where(found.ContainsKey).SelectMany(p => found[p].Info.References).Where(seen.Add).ToList() : [];
-        }
+        var (found, failures) = await new ClosureWalk(this, parallelism, followReferences, present).RunAsync(roots, cancellationToken).ConfigureAwait(false);
         if (failures.Count > 0)
         {
             var first = failures.OrderBy(f => f.Key).First().Value;
@@ -217,23 +224,33 @@ public sealed class SubstituterSet : IDisposable
 
     /// <summary>
     /// Looks every path up, at most <paramref name="parallelism"/> at a time; a path no cache has is an
-    /// answer (<see cref="PathLookup.Missing"/>), not an error.
+    /// answer (<see cref="PathLookup.Missing"/>), not an error. The caches' answers are remembered in one
+    /// catalog transaction at the end.
     /// </summary>
     public async Task<IReadOnlyDictionary<StorePath, PathLookup>> QueryPathInfosAsync(IEnumerable<StorePath> paths, int parallelism, CancellationToken cancellationToken)
     {
         var answers = new ConcurrentDictionary<StorePath, PathLookup>();
-        await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
-            async (path, ct) =>
-            {
-                try
+        var remembered = new NarInfoAnswers();
+        try
+        {
+            await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+                async (path, ct) =>
                 {
-                    answers[path] = new PathLookup(await QueryPathInfoAsync(path, ct).ConfigureAwait(false), null);
-                }
-                catch (PathNotSubstitutableException e)
-                {
-                    answers[path] = new PathLookup(null, e);
-                }
-            }).ConfigureAwait(false);
+                    try
+                    {
+                        answers[path] = new PathLookup(await QueryPathInfoAsync(path, remembered, ct).ConfigureAwait(false), null);
+                    }
+                    catch (PathNotSubstitutableException e)
+                    {
+                        answers[path] = new PathLookup(null, e);
+                    }
+                }).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!remembered.IsEmpty)
+                Remember(remembered);
+        }
         return answers;
     }
 
@@ -241,6 +258,25 @@ public sealed class SubstituterSet : IDisposable
     {
         foreach (var cache in _configured)
             cache.Dispose();
+    }
+}
+
+/// <summary>Answers of the caches gathered by many concurrent lookups, to be remembered in the catalog together.</summary>
+internal sealed class NarInfoAnswers
+{
+    private readonly ConcurrentQueue<NarInfoAnswer> _answers = new();
+
+    public bool IsEmpty => _answers.IsEmpty;
+
+    public void Add(NarInfoAnswer answer) => _answers.Enqueue(answer);
+
+    /// <summary>Everything gathered so far, which leaves this collection.</summary>
+    public IReadOnlyList<NarInfoAnswer> Take()
+    {
+        var taken = new List<NarInfoAnswer>(_answers.Count);
+        while (_answers.TryDequeue(out var answer))
+            taken.Add(answer);
+        return taken;
     }
 }
 

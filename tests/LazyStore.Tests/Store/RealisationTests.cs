@@ -120,7 +120,7 @@ public sealed class RealisationTests : IDisposable
         var plan = await PlanAsync(done, app, elsewhere);
         Assert.Equal([_app.StorePath], plan.Paths.Select(p => p.Path));
         Assert.Empty(plan.ToBuild);
-        // One question for the derivations' outputs, then one per round of the closure (roots, then references).
+        // One question for the derivations' outputs, then one per batch the closure walk discovered (the roots, then the reference).
         Assert.Equal(3, _validityQueries.Count);
         Assert.Equal(new[] { elsewhere, _app.StorePath }.Order(), _validityQueries[0].Order());
         Assert.Equal([_lib.StorePath], _validityQueries[2]);
