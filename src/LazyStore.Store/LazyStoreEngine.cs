@@ -120,11 +120,9 @@ public sealed class LazyStoreEngine : IDisposable
     /// before anything is registered), in one catalog transaction. Nothing is downloaded: a path's listing is
     /// not needed to make it valid, and the mount fetches it when a lookup first needs the path's tree.
     /// </summary>
-    /// <param name="parallelism">Not used any more (listings were fetched here, that many at a time).</param>
-    public Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, int parallelism, PendingRegistration pending,
+    public Task<RegisteredPaths> RegisterAsync(IReadOnlyList<SubstitutablePath> found, PendingRegistration pending,
         CancellationToken cancellationToken)
     {
-        _ = parallelism;
         cancellationToken.ThrowIfCancellationRequested();
         var recorded = Catalog.AddPendingStorePaths(found.Select(f => (f.Info, f.Cache.Url)).ToList(), pending);
         var added = recorded.Where(r => !r.WasRegistered).Select(r => r.Path.Path).ToList();

@@ -85,7 +85,7 @@ internal static class RegisterCommand
         {
             try
             {
-                registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, parallelism, interrupted.Token).GetAwaiter().GetResult();
+                registration = LazyRegistration.RegisterAsync(engine, storeRoot, found, interrupted.Token).GetAwaiter().GetResult();
             }
             catch (NixRegistrationException e)
             {

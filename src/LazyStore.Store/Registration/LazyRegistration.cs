@@ -28,7 +28,7 @@ public sealed class RegistrationInterruptedException(string message, Exception i
 /// </summary>
 public static class LazyRegistration
 {
-    public static async Task<NixRegistration> RegisterAsync(LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found, int parallelism,
+    public static async Task<NixRegistration> RegisterAsync(LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found,
         CancellationToken cancellationToken, string nixStore = "nix-store")
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -40,7 +40,7 @@ public static class LazyRegistration
         RegisteredPaths registered;
         try
         {
-            registered = await engine.RegisterAsync(found, parallelism, pending, cancellationToken).ConfigureAwait(false);
+            registered = await engine.RegisterAsync(found, pending, cancellationToken).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
         }
         catch (Exception e)

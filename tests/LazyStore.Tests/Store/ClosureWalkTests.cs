@@ -141,7 +141,7 @@ public sealed class ClosureWalkTests : IDisposable
         var found = await store.Engine.Substituters.QueryClosureAsync([top.StorePath], parallelism: 4, CancellationToken.None);
         var pending = new PendingRegistration("1:1", "");
 
-        var registered = await store.Engine.RegisterAsync(found, parallelism: 4, pending, CancellationToken.None);
+        var registered = await store.Engine.RegisterAsync(found, pending, CancellationToken.None);
 
         Assert.Equal(new[] { leaf.StorePath, top.StorePath }.Order(), registered.Paths.Select(p => p.Path).Order());
         Assert.All(registered.Paths, p => Assert.True(p is { Registered: true, Pending: true, Nar.Tree: NarTree.None }));
