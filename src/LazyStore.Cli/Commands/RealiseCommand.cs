@@ -47,7 +47,7 @@ internal static class RealiseCommand
             {
                 throw new CliException("realise: nothing registered: " + e.Message, e);
             }
-            var registered = RegisterCommand.Register(console, engine, root, plan.Paths, parallelism, "realise");
+            var registered = RegisterCommand.Register(console, engine, root, plan.Paths, "realise");
             foreach (var output in plan.ToBuild)
             {
                 var path = output.Path is { } p ? " " + p.ToFullPath(engine.StoreDirectory) : "";

@@ -42,7 +42,7 @@ internal static class RegisterCommand
             {
                 throw new CliException("register: nothing registered: " + e.Message, e);
             }
-            var registered = Register(console, engine, root, found, parallelism, "register");
+            var registered = Register(console, engine, root, found, "register");
             console.Error.WriteLine(Summary(engine, registered));
         });
         return command;
@@ -76,7 +76,7 @@ internal static class RegisterCommand
     /// line per path on stdout: its full path and NarSize.
     /// </summary>
     internal static RegisteredPaths Register(CliConsole console, LazyStoreEngine engine, string? storeRoot, IReadOnlyList<SubstitutablePath> found,
-        int parallelism, string commandName)
+        string commandName)
     {
         NixRegistration registration;
         using (var interrupted = new CancellationTokenSource())
